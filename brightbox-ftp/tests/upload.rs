@@ -1,0 +1,254 @@
+//! Uploads against a real in-process FTPS server.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use brightbox_ftp::{Channel, FtpError, FtpsClient};
+use common::{TestServer, local_names, random_file, sha256_file};
+
+const THREE_MIB: usize = 3 * 1024 * 1024 + 12_345;
+
+#[tokio::test]
+async fn upload_three_mib_keeps_bytes() {
+    let server = TestServer::start().await;
+    let local_dir = tempfile::tempdir().expect("local dir");
+    let (local, local_sha) = random_file(local_dir.path(), "disk.img", THREE_MIB);
+
+    let reported = AtomicU64::new(0);
+    let calls = AtomicU64::new(0);
+    let monotonic = Mutex::new(true);
+    let progress = |bytes: u64| {
+        let previous = reported.swap(bytes, Ordering::SeqCst);
+        if bytes < previous {
+            *monotonic.lock().expect("progress lock") = false;
+        }
+        calls.fetch_add(1, Ordering::SeqCst);
+    };
+
+    let mut client = FtpsClient::connect(&server.config())
+        .await
+        .expect("connect");
+    let upload = client
+        .upload_file(&local, "incoming", "disk.img", Some(&progress))
+        .await
+        .expect("upload");
+
+    assert_eq!(upload.remote_path, "incoming/disk.img");
+    assert_eq!(upload.bytes, THREE_MIB as u64);
+    assert_eq!(reported.load(Ordering::SeqCst), THREE_MIB as u64);
+    assert!(
+        calls.load(Ordering::SeqCst) >= 12,
+        "one progress call per 256 KiB chunk"
+    );
+    assert!(
+        *monotonic.lock().expect("progress lock"),
+        "progress never goes back"
+    );
+
+    let stored = server.path("incoming/disk.img");
+    assert_eq!(sha256_file(&stored), local_sha);
+    assert_eq!(local_names(&server.path("incoming")), vec!["disk.img"]);
+
+    assert_eq!(
+        client.size("incoming/disk.img").await.expect("SIZE"),
+        THREE_MIB as u64
+    );
+    client.quit().await.expect("quit");
+}
+
+#[tokio::test]
+async fn upload_replaces_existing_file() {
+    let server = TestServer::start().await;
+    std::fs::write(server.path("incoming/disk.img"), b"old contents").expect("seed old file");
+    let local_dir = tempfile::tempdir().expect("local dir");
+    let (local, local_sha) = random_file(local_dir.path(), "new.img", 100_000);
+
+    let mut client = FtpsClient::connect(&server.config())
+        .await
+        .expect("connect");
+    client
+        .upload_file(&local, "incoming/", "disk.img", None)
+        .await
+        .expect("upload");
+
+    assert_eq!(sha256_file(&server.path("incoming/disk.img")), local_sha);
+    assert_eq!(local_names(&server.path("incoming")), vec!["disk.img"]);
+}
+
+#[tokio::test]
+async fn upload_empty_file() {
+    let server = TestServer::start().await;
+    let local_dir = tempfile::tempdir().expect("local dir");
+    let local = local_dir.path().join("empty.img");
+    std::fs::write(&local, b"").expect("write empty file");
+
+    let mut client = FtpsClient::connect(&server.config())
+        .await
+        .expect("connect");
+    let upload = client
+        .upload_file(&local, "incoming", "empty.img", None)
+        .await
+        .expect("upload");
+
+    assert_eq!(upload.bytes, 0);
+    let stored = std::fs::metadata(server.path("incoming/empty.img")).expect("stored file");
+    assert_eq!(stored.len(), 0);
+}
+
+#[tokio::test]
+async fn list_names_returns_uploaded_files() {
+    let server = TestServer::start().await;
+    let local_dir = tempfile::tempdir().expect("local dir");
+    let (first, _) = random_file(local_dir.path(), "a.img", 1000);
+    let (second, _) = random_file(local_dir.path(), "b.img", 2000);
+
+    let mut client = FtpsClient::connect(&server.config())
+        .await
+        .expect("connect");
+    assert!(
+        client
+            .list_names("incoming")
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    client
+        .upload_file(&first, "incoming", "a.img", None)
+        .await
+        .expect("upload a");
+    client
+        .upload_file(&second, "incoming", "b.img", None)
+        .await
+        .expect("upload b");
+
+    let mut names = client.list_names("incoming").await.expect("list");
+    names.sort();
+    assert_eq!(names, vec!["a.img", "b.img"]);
+    assert_eq!(client.size("incoming/b.img").await.expect("SIZE"), 2000);
+}
+
+#[tokio::test]
+async fn upload_to_missing_directory_fails() {
+    let server = TestServer::start().await;
+    let local_dir = tempfile::tempdir().expect("local dir");
+    let (local, _) = random_file(local_dir.path(), "disk.img", 1000);
+
+    let mut client = FtpsClient::connect(&server.config())
+        .await
+        .expect("connect");
+    let error = client
+        .upload_file(&local, "no-such-dir", "disk.img", None)
+        .await
+        .expect_err("upload into a missing directory");
+
+    // vsftpd rejects STOR itself (553). libunftp first replies 150, then closes the data
+    // connection, so the client sees the data connection fail instead.
+    match &error {
+        FtpError::ServerReply { command, .. } => {
+            assert_eq!(command, "STOR no-such-dir/.disk.img.part");
+            assert!(!error.is_retryable(), "a missing directory is permanent");
+        }
+        FtpError::Network {
+            channel, operation, ..
+        } => {
+            assert_eq!(*channel, Channel::Data);
+            assert_eq!(operation, "STOR no-such-dir/.disk.img.part");
+        }
+        other => panic!("unexpected error: {other:?}"),
+    }
+    assert!(
+        error
+            .to_string()
+            .contains("STOR no-such-dir/.disk.img.part"),
+        "{error}"
+    );
+    assert!(!server.path("no-such-dir").exists());
+
+    // The session stays usable after a rejected command.
+    assert!(
+        client
+            .list_names("incoming")
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn size_of_missing_file_is_550() {
+    let server = TestServer::start().await;
+    let mut client = FtpsClient::connect(&server.config())
+        .await
+        .expect("connect");
+
+    let error = client
+        .size("incoming/absent.img")
+        .await
+        .expect_err("SIZE of a missing file");
+
+    assert_eq!(error.reply_code(), Some(550), "{error:?}");
+    assert!(!error.is_retryable());
+}
+
+#[tokio::test]
+async fn missing_local_file_is_io_error() {
+    let server = TestServer::start().await;
+    let mut client = FtpsClient::connect(&server.config())
+        .await
+        .expect("connect");
+    let missing = Path::new("/nonexistent/brightbox/disk.img");
+
+    let error = client
+        .upload_file(missing, "incoming", "disk.img", None)
+        .await
+        .expect_err("missing local file");
+
+    match &error {
+        FtpError::Io { path, .. } => assert_eq!(path, missing),
+        other => panic!("expected FtpError::Io, got {other:?}"),
+    }
+    assert!(
+        error
+            .to_string()
+            .contains("/nonexistent/brightbox/disk.img")
+    );
+    assert!(local_names(&server.path("incoming")).is_empty());
+}
+
+#[tokio::test]
+async fn local_directory_is_rejected() {
+    let server = TestServer::start().await;
+    let local_dir = tempfile::tempdir().expect("local dir");
+    let mut client = FtpsClient::connect(&server.config())
+        .await
+        .expect("connect");
+
+    let error = client
+        .upload_file(local_dir.path(), "incoming", "disk.img", None)
+        .await
+        .expect_err("a directory is not a file");
+
+    assert!(matches!(error, FtpError::Io { .. }), "{error:?}");
+    assert!(error.to_string().contains("not a regular file"), "{error}");
+}
+
+#[tokio::test]
+async fn connect_by_host_name_localhost() {
+    let server = TestServer::start().await;
+    let local_dir = tempfile::tempdir().expect("local dir");
+    let (local, local_sha) = random_file(local_dir.path(), "disk.img", 50_000);
+
+    let mut client = FtpsClient::connect(&server.config_for_host("localhost"))
+        .await
+        .expect("connect to localhost");
+    client
+        .upload_file(&local, "incoming", "disk.img", None)
+        .await
+        .expect("upload");
+
+    assert_eq!(client.host(), "localhost");
+    assert_eq!(sha256_file(&server.path("incoming/disk.img")), local_sha);
+}
