@@ -1,1 +1,425 @@
-//! Placeholder.
+//! A local Brightbox image library for offline examples and end-to-end tests.
+//!
+//! [`Emulator`] runs two servers on 127.0.0.1 over one storage folder that contains
+//! `incoming/` and `images/`:
+//!
+//! - an HTTP API subset in the Brightbox wire format: `POST /token` (OAuth 2 client
+//!   credentials), `GET /1.0/accounts`, `GET /1.0/accounts/{id}`,
+//!   `POST /1.0/accounts/{id}/reset_ftp_password`, `GET /1.0/images`,
+//!   `GET /1.0/images/{id}`, `POST /1.0/images` (registration by `source` file name) and
+//!   `DELETE /1.0/images/{id}`;
+//! - a real explicit-FTPS server (libunftp) that requires TLS on the control and data
+//!   connections. The user is the account id and the password is the one returned by the
+//!   latest `reset_ftp_password` call. `incoming/` is writable and `images/` is read-only.
+//!
+//! The FTPS certificate is signed by a CA generated at start; clients trust
+//! [`Emulator::ca_certificate_pem`].
+//!
+//! # Quick start
+//!
+//! ```
+//! use std::time::Duration;
+//! use brightbox_emulator::{Emulator, EmulatorConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let emulator = Emulator::start_with(
+//!     EmulatorConfig::default().registration_delay(Duration::from_millis(100)),
+//! )
+//! .await?;
+//!
+//! // Point a Brightbox client at these values.
+//! println!("API:     {}", emulator.api_url());
+//! println!("client:  {}", emulator.client_id());
+//! println!("account: {}", emulator.account_id());
+//! println!("FTPS:    {}", emulator.ftp_addr());
+//! assert!(emulator.ca_certificate_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+//!
+//! // Files placed in incoming/ can be registered with POST /1.0/images {"source": name}.
+//! std::fs::write(emulator.incoming_dir().join("disk.img"), b"raw disk bytes")?;
+//!
+//! emulator.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The crate also builds a binary, `brightbox-emulator`, that prints the API URL and
+//! credentials and runs until Ctrl-C.
+//!
+//! # What it does not do
+//!
+//! - Image metadata lives in memory: a restarted emulator does not know the images
+//!   already in `images/`.
+//! - Registration only moves the file and reads its header; it does not convert images.
+//! - Only one account and one API client exist; `account_id` query parameters are ignored.
+//! - Registration by `http_url`, `server` or `volume`, servers, volumes and Orbit are not
+//!   emulated.
+
+mod api;
+mod error;
+mod ftp;
+mod image_format;
+mod library;
+mod secret;
+mod tls;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use crate::error::EmulatorError;
+use crate::ftp::{FtpPassword, FtpServer, IMAGES, INCOMING, LibraryAuthenticator, TlsFiles};
+use crate::library::{Library, LibrarySettings};
+use crate::tls::TlsMaterial;
+
+/// The id of the emulated account, which is also the FTP user name.
+pub const ACCOUNT_ID: &str = "acc-emu01";
+/// The id of the emulated API client.
+pub const CLIENT_ID: &str = "cli-emu01";
+
+const CLIENT_SECRET_LEN: usize = 32;
+const DEFAULT_REGISTRATION_DELAY: Duration = Duration::from_millis(500);
+/// Access tokens last two hours on the real API.
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(7200);
+const API_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Settings for [`Emulator::start_with`].
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    storage_dir: Option<PathBuf>,
+    registration_delay: Duration,
+    token_lifetime: Duration,
+    api_port: u16,
+    ftp_port: u16,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        EmulatorConfig {
+            storage_dir: None,
+            registration_delay: DEFAULT_REGISTRATION_DELAY,
+            token_lifetime: DEFAULT_TOKEN_LIFETIME,
+            api_port: 0,
+            ftp_port: 0,
+        }
+    }
+}
+
+impl EmulatorConfig {
+    /// Sets the storage folder that contains `incoming/` and `images/`, creating them if missing.
+    ///
+    /// By default the emulator uses a fresh temporary folder that it removes on drop.
+    /// A folder set here is kept.
+    #[must_use]
+    pub fn storage_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.storage_dir = Some(dir.into());
+        self
+    }
+
+    /// Sets how long a registered image stays `creating` before it becomes `available`
+    /// (or `failed`). The default is 500 ms.
+    #[must_use]
+    pub fn registration_delay(mut self, delay: Duration) -> Self {
+        self.registration_delay = delay;
+        self
+    }
+
+    /// Sets how long an access token is accepted. `expires_in` reports it in whole seconds.
+    /// The default is two hours, as on the real API.
+    #[must_use]
+    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.token_lifetime = lifetime;
+        self
+    }
+
+    /// Sets the API port on 127.0.0.1. The default, 0, picks a free port.
+    #[must_use]
+    pub fn api_port(mut self, port: u16) -> Self {
+        self.api_port = port;
+        self
+    }
+
+    /// Sets the FTPS control port on 127.0.0.1. The default, 0, picks a free port.
+    #[must_use]
+    pub fn ftp_port(mut self, port: u16) -> Self {
+        self.ftp_port = port;
+        self
+    }
+}
+
+/// A running emulator: the API and FTPS servers and their storage folder.
+///
+/// Dropping it signals both servers to stop and removes a temporary storage folder.
+/// [`Emulator::shutdown`] also waits for the servers to stop.
+pub struct Emulator {
+    library: Arc<Library>,
+    api: ApiServer,
+    ftp: Option<FtpServer>,
+    tls: TlsMaterial,
+    // Declared last so the folder outlives the servers that use it.
+    _temp_storage: Option<TempDir>,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("api_url", &self.library.api_url)
+            .field("ftp_addr", &self.library.ftp_addr)
+            .field("account_id", &self.library.account_id)
+            .field("client_id", &self.library.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("storage_dir", &self.library.storage)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emulator {
+    /// Starts an emulator with the default [`EmulatorConfig`].
+    ///
+    /// Must be called inside a Tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// See [`Emulator::start_with`].
+    pub async fn start() -> Result<Emulator, EmulatorError> {
+        Self::start_with(EmulatorConfig::default()).await
+    }
+
+    /// Starts an emulator: prepares the storage folder, generates the certificates, starts
+    /// the FTPS server and waits until it accepts connections, then starts the API server.
+    ///
+    /// Must be called inside a Tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// - [`EmulatorError::StorageDir`], [`EmulatorError::StorageNotADirectory`] or
+    ///   [`EmulatorError::TempDir`] when the storage folder cannot be prepared;
+    /// - [`EmulatorError::Certificate`] or [`EmulatorError::TlsFile`] when the TLS
+    ///   material cannot be generated or written;
+    /// - [`EmulatorError::Bind`] when a port is taken;
+    /// - [`EmulatorError::FtpServer`] or [`EmulatorError::FtpNotReady`] when the FTPS
+    ///   server does not start.
+    #[tracing::instrument(name = "emulator_start", skip_all)]
+    pub async fn start_with(config: EmulatorConfig) -> Result<Emulator, EmulatorError> {
+        let (storage, temp_storage) = prepare_storage(config.storage_dir.as_deref())?;
+        let tls = tls::generate()?;
+
+        let ftp_password = Arc::new(FtpPassword::new());
+        let authenticator = Arc::new(LibraryAuthenticator {
+            account_id: ACCOUNT_ID.to_owned(),
+            password: ftp_password.clone(),
+        });
+        let tls_files = TlsFiles {
+            chain: tls.chain_path.clone(),
+            key: tls.key_path.clone(),
+        };
+        let ftp = FtpServer::start(&storage, &tls_files, config.ftp_port, authenticator).await?;
+
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, config.api_port))
+            .await
+            .map_err(|source| EmulatorError::Bind {
+                service: "API",
+                port: config.api_port,
+                source,
+            })?;
+        let api_addr = listener
+            .local_addr()
+            .map_err(|source| EmulatorError::Bind {
+                service: "API",
+                port: config.api_port,
+                source,
+            })?;
+
+        let library = Arc::new(Library::new(LibrarySettings {
+            account_id: ACCOUNT_ID.to_owned(),
+            client_id: CLIENT_ID.to_owned(),
+            client_secret: secret::random_string(CLIENT_SECRET_LEN),
+            api_url: format!("http://{api_addr}/"),
+            ftp_addr: ftp.addr,
+            storage,
+            registration_delay: config.registration_delay,
+            token_lifetime: config.token_lifetime,
+            ftp_password,
+        }));
+        let api = ApiServer::spawn(listener, api::router(library.clone()));
+
+        tracing::info!(
+            api_url = library.api_url,
+            ftp_addr = %library.ftp_addr,
+            storage = %library.storage.display(),
+            account_id = library.account_id,
+            client_id = library.client_id,
+            "emulator started"
+        );
+        Ok(Emulator {
+            library,
+            api,
+            ftp: Some(ftp),
+            tls,
+            _temp_storage: temp_storage,
+        })
+    }
+
+    /// Returns the API base URL with a trailing slash, such as `http://127.0.0.1:PORT/`.
+    ///
+    /// The token endpoint is `{api_url}token` and the API lives under `{api_url}1.0/`.
+    pub fn api_url(&self) -> &str {
+        &self.library.api_url
+    }
+
+    /// Returns the API client id, [`CLIENT_ID`].
+    pub fn client_id(&self) -> &str {
+        &self.library.client_id
+    }
+
+    /// Returns the API client secret, random for each start.
+    pub fn client_secret(&self) -> &str {
+        &self.library.client_secret
+    }
+
+    /// Returns the account id, [`ACCOUNT_ID`].
+    pub fn account_id(&self) -> &str {
+        &self.library.account_id
+    }
+
+    /// Returns the FTP user name, which is the account id.
+    pub fn ftp_user(&self) -> &str {
+        &self.library.account_id
+    }
+
+    /// Replaces the library FTP password with a new random one and returns it, as
+    /// `POST /1.0/accounts/{id}/reset_ftp_password` does. The previous password stops
+    /// working at once.
+    pub fn reset_ftp_password(&self) -> String {
+        self.library.ftp_password.reset()
+    }
+
+    /// Returns the PEM of the CA that signed the FTPS server certificate.
+    pub fn ca_certificate_pem(&self) -> &str {
+        &self.tls.ca_pem
+    }
+
+    /// Returns the path of a PEM file with the CA certificate, for tools such as
+    /// `curl --cacert`. The file is removed when the emulator is dropped.
+    pub fn ca_certificate_path(&self) -> &Path {
+        &self.tls.ca_path
+    }
+
+    /// Returns the FTPS control address, `127.0.0.1:PORT`.
+    pub fn ftp_addr(&self) -> SocketAddr {
+        self.library.ftp_addr
+    }
+
+    /// Returns the storage folder that contains `incoming/` and `images/`.
+    pub fn storage_dir(&self) -> &Path {
+        &self.library.storage
+    }
+
+    /// Returns the `incoming/` folder, where uploads land.
+    pub fn incoming_dir(&self) -> PathBuf {
+        self.library.storage.join(INCOMING)
+    }
+
+    /// Returns the `images/` folder, where registered images are stored as `images/<id>`.
+    pub fn images_dir(&self) -> PathBuf {
+        self.library.storage.join(IMAGES)
+    }
+
+    /// Stops both servers and waits for them, then removes a temporary storage folder.
+    pub async fn shutdown(mut self) {
+        if let Some(ftp) = self.ftp.take() {
+            ftp.stop().await;
+        }
+        self.api.stop().await;
+        tracing::info!(api_url = self.library.api_url, "emulator stopped");
+    }
+}
+
+/// Creates or checks the storage folder and its `incoming/` and `images/` subfolders.
+fn prepare_storage(dir: Option<&Path>) -> Result<(PathBuf, Option<TempDir>), EmulatorError> {
+    let (root, temp) = match dir {
+        Some(dir) => (dir.to_owned(), None),
+        None => {
+            let temp = tempfile::Builder::new()
+                .prefix("brightbox-emulator-")
+                .tempdir()
+                .map_err(|source| EmulatorError::TempDir { source })?;
+            (temp.path().to_owned(), Some(temp))
+        }
+    };
+
+    if root.exists() && !root.is_dir() {
+        return Err(EmulatorError::StorageNotADirectory { path: root });
+    }
+    for sub in [INCOMING, IMAGES] {
+        let path = root.join(sub);
+        std::fs::create_dir_all(&path).map_err(|source| EmulatorError::StorageDir {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    // libunftp and the API join client paths onto this root, so make it absolute.
+    let root = std::fs::canonicalize(&root).map_err(|source| EmulatorError::StorageDir {
+        path: root.clone(),
+        source,
+    })?;
+    Ok((root, temp))
+}
+
+/// The axum server task and its shutdown signal.
+#[derive(Debug)]
+struct ApiServer {
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl ApiServer {
+    fn spawn(listener: tokio::net::TcpListener, router: axum::Router) -> Self {
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    // A dropped sender also means shut down.
+                    let _ = shutdown_rx.await;
+                })
+                .await
+        });
+        ApiServer {
+            shutdown: Some(shutdown_tx),
+            task: Some(task),
+        }
+    }
+
+    fn signal_stop(&mut self) {
+        if let Some(sender) = self.shutdown.take() {
+            let _ = sender.send(());
+        }
+    }
+
+    async fn stop(&mut self) {
+        self.signal_stop();
+        let Some(mut task) = self.task.take() else {
+            return;
+        };
+        match tokio::time::timeout(API_SHUTDOWN_TIMEOUT, &mut task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => tracing::warn!(%error, "API server stopped with an error"),
+            Ok(Err(error)) => tracing::warn!(%error, "API server task failed"),
+            Err(_) => {
+                tracing::warn!("API server did not stop in time; aborting it");
+                task.abort();
+            }
+        }
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.signal_stop();
+    }
+}
