@@ -1,1 +1,154 @@
-fn main() {}
+//! Uploads a disk image to the Brightbox image library over FTPS, registers
+//! it, waits until it is available and prints it as a table row.
+//!
+//! With `BRIGHTBOX_CLIENT_ID` and `BRIGHTBOX_CLIENT_SECRET` set, it talks to
+//! the API at `BRIGHTBOX_API_URL` (default `https://api.gb1.brightbox.com/`).
+//! Without them it starts the local emulator in this process, so it runs
+//! offline. Without a path it writes a small qcow2 disk image and uploads
+//! that.
+//!
+//! ```text
+//! cargo run --release -p brightbox-examples --example upload_and_register -- [PATH]
+//! ```
+
+use std::error::Error;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use brightbox_api::{AccountId, Arch, Client};
+use brightbox_emulator::Emulator;
+use brightbox_examples::{image_table, write_sample_qcow2};
+use brightbox_library::{ImageSpec, Library};
+use clap::Parser;
+
+/// Command-line options.
+#[derive(Debug, Parser)]
+#[command(about = "Upload a disk image over FTPS and register it in the Brightbox image library")]
+struct Options {
+    /// Disk image to upload (raw, qcow2 or gzip). Without it a small qcow2 is written and used.
+    path: Option<PathBuf>,
+    /// Name of the image; defaults to the file name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Architecture: x86_64 or i686.
+    #[arg(long, default_value = "x86_64")]
+    arch: Arch,
+    /// Description of the image.
+    #[arg(long)]
+    description: Option<String>,
+    /// API client id (cli-xxxxx). Without it the local emulator is used.
+    #[arg(long, env = "BRIGHTBOX_CLIENT_ID")]
+    client_id: Option<String>,
+    /// API client secret.
+    #[arg(long, env = "BRIGHTBOX_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: Option<String>,
+    /// API base URL.
+    #[arg(long, env = "BRIGHTBOX_API_URL", default_value = brightbox_api::DEFAULT_BASE_URL)]
+    api_url: String,
+    /// Account to upload into (acc-xxxxx); defaults to the client's only account.
+    #[arg(long, env = "BRIGHTBOX_ACCOUNT_ID")]
+    account_id: Option<AccountId>,
+    /// PEM file with an extra CA to trust for the FTPS server.
+    #[arg(long, env = "BRIGHTBOX_FTP_CA_FILE")]
+    ftp_ca_file: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // suppaftp logs each FTP command, PASS included, at trace level, so its
+    // target stays off whatever RUST_LOG asks for.
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned());
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(format!("{filter},suppaftp=off"))
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,suppaftp=off")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    match run(Options::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            let mut source = error.source();
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(options: Options) -> Result<(), Box<dyn Error>> {
+    let scratch = tempfile::tempdir()?;
+    let path = match &options.path {
+        Some(path) => path.clone(),
+        None => {
+            let path = scratch.path().join("sample-disk.qcow2");
+            let bytes = write_sample_qcow2(&path)?;
+            eprintln!(
+                "wrote a {bytes}-byte qcow2 disk image to {}",
+                path.display()
+            );
+            path
+        }
+    };
+    let name = match &options.name {
+        Some(name) => name.clone(),
+        None => path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "image".to_owned()),
+    };
+    let mut spec = ImageSpec::new(name, options.arch.clone());
+    if let Some(description) = &options.description {
+        spec = spec.description(description.clone());
+    }
+
+    let (library, emulator) = match &options.client_id {
+        Some(client_id) => {
+            let secret = options
+                .client_secret
+                .clone()
+                .ok_or("BRIGHTBOX_CLIENT_SECRET is not set; set it with BRIGHTBOX_CLIENT_ID")?;
+            let api = Client::builder()
+                .base_url(&options.api_url)
+                .client_credentials(client_id.clone(), secret)
+                .build()?;
+            let mut builder = Library::builder(api);
+            if let Some(account) = &options.account_id {
+                builder = builder.account_id(account.clone());
+            }
+            if let Some(ca) = &options.ftp_ca_file {
+                let pem = std::fs::read(ca)
+                    .map_err(|error| format!("cannot read CA file {}: {error}", ca.display()))?;
+                builder = builder.add_root_certificate_pem(pem);
+            }
+            (builder.build(), None)
+        }
+        None => {
+            let emulator = Emulator::start().await?;
+            eprintln!(
+                "no BRIGHTBOX_CLIENT_ID set: using the local emulator at {}",
+                emulator.api_url()
+            );
+            let api = Client::builder()
+                .base_url(emulator.api_url())
+                .client_credentials(emulator.client_id(), emulator.client_secret().to_owned())
+                .build()?;
+            let library = Library::builder(api)
+                .add_root_certificate_pem(emulator.ca_certificate_pem())
+                .build();
+            (library, Some(emulator))
+        }
+    };
+
+    let image = library.upload_and_register(&path, &spec).await?;
+    print!("{}", image_table(std::slice::from_ref(&image)));
+
+    if let Some(emulator) = emulator {
+        emulator.shutdown().await;
+    }
+    Ok(())
+}

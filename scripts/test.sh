@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh Debian machine: installs the system
+# packages the tests use, starts vsftpd with explicit FTPS on 127.0.0.1, and
+# runs every test, including those marked as needing vsftpd.
+#
+# Usage: bash scripts/test.sh [extra cargo test arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then
+  sudo_cmd=(sudo)
+fi
+
+missing=()
+command -v vsftpd >/dev/null 2>&1 || [ -x /usr/sbin/vsftpd ] || missing+=(vsftpd)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v qemu-img >/dev/null 2>&1 || missing+=(qemu-utils)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing ${missing[*]}" >&2
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+state_dir=${BRIGHTBOX_VSFTPD_STATE:-/tmp/brightbox-vsftpd}
+"${sudo_cmd[@]}" env BRIGHTBOX_VSFTPD_STATE="$state_dir" bash scripts/vsftpd.sh
+# shellcheck source=/dev/null
+source "$state_dir/env"
+
+cargo test --workspace --all-targets "$@" -- --include-ignored
+cargo test --workspace --doc "$@"
