@@ -56,7 +56,7 @@ struct Options {
 #[tokio::main]
 async fn main() -> ExitCode {
     // suppaftp logs each FTP command, PASS included, at trace level, so its
-    // target stays off whatever RUST_LOG asks for.
+    // target stays off whatever RUST_LOG sets.
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned());
     tracing_subscriber::fmt()
         .with_env_filter(

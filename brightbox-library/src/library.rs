@@ -127,11 +127,12 @@ impl Library {
     /// Uploads the disk image at `path`, registers it and waits until it is
     /// available.
     ///
-    /// The steps are: check the local file and its remote name, get the
-    /// library FTP credentials through the API (once per `Library`), upload
-    /// the file into `incoming/` under a temporary name, check its size on
-    /// the server and rename it, register it with `POST /1.0/images` by file
-    /// name, and poll until the image is `available`.
+    /// The workflow first checks the local file and its remote name, then
+    /// gets the library FTP credentials through the API (once per
+    /// `Library`). It uploads the file into `incoming/` under a temporary
+    /// name, checks its size on the server and renames it. Finally it
+    /// registers the file by name with `POST /1.0/images` and polls until
+    /// the image is `available`.
     ///
     /// Dropping the returned future stops the workflow where it is. A
     /// temporary file may then remain in `incoming/`, but never a file under
