@@ -4,14 +4,16 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use brightbox_api::{AccountId, Client, Image, ImageSource, RegisterImage, WaitOptions};
+use brightbox_api::{
+    AccountId, Client, Image, ImageId, ImageSource, ImageStatus, RegisterImage, WaitOptions,
+};
 use brightbox_ftp::FtpsConfig;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OnceCell};
 use tracing::Instrument;
 
 use crate::error::LibraryError;
 use crate::spec::ImageSpec;
-use crate::transport::{FtpsTransport, ProgressFn, Transport};
+use crate::transport::{FtpsTransport, ProgressFn, Transport, TransportError, UploadedFile};
 
 /// Entry point to the image library workflows.
 ///
@@ -27,11 +29,21 @@ struct Inner {
     account_id: Option<AccountId>,
     extra_root_certificates: Vec<Vec<u8>>,
     wait: WaitOptions,
+    /// The account chosen on first use when none was configured.
+    resolved_account: OnceCell<AccountId>,
     /// The transport, set by the builder or created on first use from the
-    /// account's FTP credentials. The lock makes concurrent first uploads
-    /// share one password reset, because each reset invalidates the previous
-    /// password.
-    transport: Mutex<Option<Arc<dyn Transport>>>,
+    /// account's FTP credentials. The lock makes concurrent uploads share one
+    /// password reset, because each reset invalidates the previous password.
+    transport: Mutex<TransportState>,
+}
+
+struct TransportState {
+    current: Option<Arc<dyn Transport>>,
+    /// Counts password resets, so that uploads rejected with the same
+    /// credentials trigger one reset between them, not one each.
+    generation: u64,
+    /// Whether the caller supplied the transport; it is then never replaced.
+    fixed: bool,
 }
 
 impl fmt::Debug for Library {
@@ -101,7 +113,12 @@ impl LibraryBuilder {
                 account_id: self.account_id,
                 extra_root_certificates: self.extra_root_certificates,
                 wait: self.wait,
-                transport: Mutex::new(self.transport),
+                resolved_account: OnceCell::new(),
+                transport: Mutex::new(TransportState {
+                    fixed: self.transport.is_some(),
+                    current: self.transport,
+                    generation: 0,
+                }),
             }),
         }
     }
@@ -172,34 +189,25 @@ impl Library {
             let remote_name = remote_name(path, spec)?;
             tracing::info!(bytes, %remote_name, "uploading disk image");
 
-            let transport = self.transport().await?;
-            let uploaded = transport
-                .upload(path, &remote_name, progress)
-                .await
-                .map_err(|source| LibraryError::Upload {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
+            let uploaded = self.upload(path, &remote_name, progress).await?;
             tracing::info!(remote_path = %uploaded.remote_path, bytes = uploaded.bytes, "upload verified");
 
-            let request = register_request(spec, &uploaded.source);
-            let image = self
-                .inner
-                .api
-                .images()
-                .register(&request)
-                .await
-                .map_err(|source| LibraryError::Register {
-                    file_name: uploaded.source.clone(),
-                    source,
-                })?;
+            let image = self.register(spec, &uploaded.source).await?;
+            if !spec.wait {
+                tracing::info!(image_id = %image.id, "image registered; not waiting");
+                return Ok(image);
+            }
             tracing::info!(image_id = %image.id, "image registered, waiting until available");
 
+            let mut wait = self.inner.wait;
+            if let Some(timeout) = spec.wait_timeout {
+                wait.timeout = timeout;
+            }
             let image = self
                 .inner
                 .api
                 .images()
-                .wait_until_available(&image.id, &self.inner.wait)
+                .wait_until_available(&image.id, &wait)
                 .await
                 .map_err(|source| LibraryError::Wait {
                     image_id: image.id.clone(),
@@ -212,13 +220,70 @@ impl Library {
         .await
     }
 
-    /// Returns the transport, creating the FTPS transport on first use.
-    async fn transport(&self) -> Result<Arc<dyn Transport>, LibraryError> {
-        let mut slot = self.inner.transport.lock().await;
-        if let Some(transport) = slot.as_ref() {
-            return Ok(Arc::clone(transport));
-        }
+    /// Uploads through the transport. When the FTP server rejects the
+    /// login, the password was reset elsewhere since this `Library` got it,
+    /// so the workflow resets it once more and tries again, once.
+    async fn upload(
+        &self,
+        path: &Path,
+        remote_name: &str,
+        progress: Option<&ProgressFn>,
+    ) -> Result<UploadedFile, LibraryError> {
+        let upload_error = |source: TransportError| LibraryError::Upload {
+            path: path.to_path_buf(),
+            source,
+        };
+        let (transport, generation) = self.transport().await?;
+        let error = match transport.upload(path, remote_name, progress).await {
+            Ok(uploaded) => return Ok(uploaded),
+            Err(error) if error.is_authentication() => error,
+            Err(error) => return Err(upload_error(error)),
+        };
 
+        let Some(transport) = self.renew_transport(generation).await? else {
+            return Err(upload_error(error));
+        };
+        tracing::warn!(%error, "FTP login rejected; uploading again with a new library FTP password");
+        transport
+            .upload(path, remote_name, progress)
+            .await
+            .map_err(upload_error)
+    }
+
+    /// Returns the transport and its generation, creating the FTPS transport
+    /// on first use.
+    async fn transport(&self) -> Result<(Arc<dyn Transport>, u64), LibraryError> {
+        let mut state = self.inner.transport.lock().await;
+        if let Some(transport) = &state.current {
+            return Ok((Arc::clone(transport), state.generation));
+        }
+        let transport = self.ftps_transport().await?;
+        state.current = Some(Arc::clone(&transport));
+        Ok((transport, state.generation))
+    }
+
+    /// Replaces a transport whose credentials the server rejected, unless
+    /// another upload already did. Returns `None` for a caller-supplied
+    /// transport, which is never replaced.
+    async fn renew_transport(
+        &self,
+        rejected_generation: u64,
+    ) -> Result<Option<Arc<dyn Transport>>, LibraryError> {
+        let mut state = self.inner.transport.lock().await;
+        if state.fixed {
+            return Ok(None);
+        }
+        if state.generation != rejected_generation {
+            return Ok(state.current.clone());
+        }
+        let transport = self.ftps_transport().await?;
+        state.current = Some(Arc::clone(&transport));
+        state.generation += 1;
+        Ok(Some(transport))
+    }
+
+    /// Resets the library FTP password and builds an FTPS transport with it.
+    async fn ftps_transport(&self) -> Result<Arc<dyn Transport>, LibraryError> {
         let account = self.account_id().await?;
         let credentials = self
             .inner
@@ -240,10 +305,50 @@ impl Library {
         for pem in &self.inner.extra_root_certificates {
             config = config.add_root_certificate_pem(pem).map_err(invalid)?;
         }
+        Ok(Arc::new(FtpsTransport::new(config)))
+    }
 
-        let transport: Arc<dyn Transport> = Arc::new(FtpsTransport::new(config));
-        *slot = Some(Arc::clone(&transport));
-        Ok(transport)
+    /// Registers an uploaded file.
+    ///
+    /// `POST /1.0/images` is not idempotent: a request that timed out or got
+    /// a 5xx may still have created the image. So the ids of images with the
+    /// same source are noted before the request, and after such a failure
+    /// the workflow looks for a new image with the same source and name. It
+    /// sends the request again only when there is none.
+    async fn register(&self, spec: &ImageSpec, file_name: &str) -> Result<Image, LibraryError> {
+        let register_error = |source| LibraryError::Register {
+            file_name: file_name.to_owned(),
+            source,
+        };
+        let images = self.inner.api.images();
+        let known = images
+            .list()
+            .await
+            .map_err(register_error)?
+            .into_iter()
+            .filter(|image| image.source.as_deref() == Some(file_name))
+            .map(|image| image.id)
+            .collect::<Vec<_>>();
+
+        let request = register_request(spec, file_name);
+        let error = match images.register(&request).await {
+            Ok(image) => return Ok(image),
+            Err(error) if outcome_unknown(&error) => error,
+            Err(error) => return Err(register_error(error)),
+        };
+        tracing::warn!(%error, "registration outcome unknown; looking for the image before sending it again");
+
+        let found = match images.list().await {
+            Ok(list) => newest_match(list, &known, spec, file_name),
+            // Without a listing the outcome stays unknown, so resending could
+            // create a duplicate image.
+            Err(_) => return Err(register_error(error)),
+        };
+        if let Some(image) = found {
+            tracing::info!(image_id = %image.id, "the failed registration had created the image");
+            return Ok(image);
+        }
+        images.register(&request).await.map_err(register_error)
     }
 
     /// Returns the configured account, or the only account the client sees.
@@ -251,6 +356,14 @@ impl Library {
         if let Some(id) = &self.inner.account_id {
             return Ok(id.clone());
         }
+        self.inner
+            .resolved_account
+            .get_or_try_init(|| self.only_account())
+            .await
+            .cloned()
+    }
+
+    async fn only_account(&self) -> Result<AccountId, LibraryError> {
         let accounts = self
             .inner
             .api
@@ -266,6 +379,28 @@ impl Library {
             }),
         }
     }
+}
+
+/// Returns whether a failed `POST /1.0/images` may have created the image.
+fn outcome_unknown(error: &brightbox_api::Error) -> bool {
+    error.is_retryable() || error.status().is_some_and(|status| status >= 500)
+}
+
+/// Returns the newest image from `images` that has the given source and
+/// name and whose id is not in `known`.
+fn newest_match(
+    images: Vec<Image>,
+    known: &[ImageId],
+    spec: &ImageSpec,
+    file_name: &str,
+) -> Option<Image> {
+    images
+        .into_iter()
+        .filter(|image| !known.contains(&image.id))
+        .filter(|image| image.source.as_deref() == Some(file_name))
+        .filter(|image| image.name.as_deref() == Some(spec.name.as_str()))
+        .filter(|image| !matches!(image.status, ImageStatus::Deleting | ImageStatus::Deleted))
+        .max_by_key(|image| image.created_at)
 }
 
 fn register_request(spec: &ImageSpec, file_name: &str) -> RegisterImage {
@@ -285,6 +420,9 @@ fn register_request(spec: &ImageSpec, file_name: &str) -> RegisterImage {
     }
     if let Some(public) = spec.public {
         request = request.public(public);
+    }
+    if let Some(compatibility_mode) = spec.compatibility_mode {
+        request = request.compatibility_mode(compatibility_mode);
     }
     request
 }

@@ -1,5 +1,7 @@
 //! What to register: the [`ImageSpec`] a caller passes to a workflow.
 
+use std::time::Duration;
+
 use brightbox_api::Arch;
 
 /// The metadata of an image to register.
@@ -21,9 +23,18 @@ pub struct ImageSpec {
     pub min_ram: Option<u64>,
     /// Whether other accounts can build servers from the image.
     pub public: Option<bool>,
+    /// Whether servers built from the image use emulated devices instead
+    /// of virtio.
+    pub compatibility_mode: Option<bool>,
     /// File name used on the server and sent as `source` when registering.
     /// Defaults to the local file's name.
     pub remote_name: Option<String>,
+    /// Whether the workflow waits until the image is available. When false
+    /// it returns the image as registered, usually `creating`.
+    pub wait: bool,
+    /// Maximum time to wait for the image, replacing the timeout of the
+    /// library's [`WaitOptions`](brightbox_api::WaitOptions).
+    pub wait_timeout: Option<Duration>,
 }
 
 impl ImageSpec {
@@ -36,7 +47,10 @@ impl ImageSpec {
             username: None,
             min_ram: None,
             public: None,
+            compatibility_mode: None,
             remote_name: None,
+            wait: true,
+            wait_timeout: None,
         }
     }
 
@@ -61,6 +75,24 @@ impl ImageSpec {
     /// Sets whether the image is public.
     pub fn public(mut self, public: bool) -> Self {
         self.public = Some(public);
+        self
+    }
+
+    /// Sets whether servers built from the image use emulated devices.
+    pub fn compatibility_mode(mut self, on: bool) -> Self {
+        self.compatibility_mode = Some(on);
+        self
+    }
+
+    /// Sets whether the workflow waits until the image is available.
+    pub fn wait(mut self, wait: bool) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// Sets the maximum time to wait for the image to become available.
+    pub fn wait_timeout(mut self, timeout: Duration) -> Self {
+        self.wait_timeout = Some(timeout);
         self
     }
 

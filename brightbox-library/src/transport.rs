@@ -83,6 +83,12 @@ impl TransportError {
             TransportError::Other { .. } => false,
         }
     }
+
+    /// Returns whether the server rejected the credentials, as FTP reply
+    /// `530` does after a newer password reset.
+    pub fn is_authentication(&self) -> bool {
+        matches!(self, TransportError::Ftp(FtpError::LoginRejected { .. }))
+    }
 }
 
 /// Directory of the FTPS image library that accepts new uploads.
