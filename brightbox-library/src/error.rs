@@ -64,7 +64,7 @@ pub enum LibraryError {
         account: String,
         /// Why they are unusable.
         #[source]
-        source: brightbox_ftp::FtpError,
+        source: Box<brightbox_ftp::FtpError>,
     },
     /// Uploading the file failed; nothing was registered.
     #[error("uploading {} failed; nothing was registered", path.display())]

@@ -297,7 +297,7 @@ impl Library {
             })?;
         let invalid = |source| LibraryError::InvalidCredentials {
             account: account.to_string(),
-            source,
+            source: Box::new(source),
         };
         let mut config =
             FtpsConfig::from_host_port(&credentials.host, credentials.user, credentials.password)

@@ -61,7 +61,7 @@ impl UploadedFile {
 pub enum TransportError {
     /// The FTPS transfer failed.
     #[error(transparent)]
-    Ftp(#[from] FtpError),
+    Ftp(Box<FtpError>),
     /// A transport outside this crate failed.
     #[error("{transport} upload of {} failed", local.display())]
     Other {
@@ -73,6 +73,12 @@ pub enum TransportError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+impl From<FtpError> for TransportError {
+    fn from(error: FtpError) -> Self {
+        TransportError::Ftp(Box::new(error))
+    }
 }
 
 impl TransportError {
@@ -87,7 +93,7 @@ impl TransportError {
     /// Returns whether the server rejected the credentials, as FTP reply
     /// `530` does after a newer password reset.
     pub fn is_authentication(&self) -> bool {
-        matches!(self, TransportError::Ftp(FtpError::LoginRejected { .. }))
+        matches!(self, TransportError::Ftp(error) if matches!(**error, FtpError::LoginRejected { .. }))
     }
 }
 
