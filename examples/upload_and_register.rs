@@ -20,6 +20,7 @@ use brightbox_emulator::Emulator;
 use brightbox_examples::{image_table, write_sample_qcow2};
 use brightbox_library::{ImageSpec, Library};
 use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
 
 /// Command-line options.
 #[derive(Debug, Parser)]
@@ -144,7 +145,20 @@ async fn run(options: Options) -> Result<(), Box<dyn Error>> {
         }
     };
 
-    let image = library.upload_and_register(&path, &spec).await?;
+    let total = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let bar = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+        )?
+        .progress_chars("=> "),
+    );
+    bar.set_message("uploading");
+    let progress = |sent: u64| bar.set_position(sent);
+    let result = library
+        .upload_and_register_with_progress(&path, &spec, Some(&progress))
+        .await;
+    bar.finish_and_clear();
+    let image = result?;
     print!("{}", image_table(std::slice::from_ref(&image)));
 
     if let Some(emulator) = emulator {

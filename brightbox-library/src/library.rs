@@ -179,7 +179,7 @@ impl Library {
         &self,
         path: impl AsRef<Path>,
         spec: &ImageSpec,
-        progress: Option<&ProgressFn>,
+        progress: Option<&ProgressFn<'_>>,
     ) -> Result<Image, LibraryError> {
         let path = path.as_ref();
         let span =
@@ -227,7 +227,7 @@ impl Library {
         &self,
         path: &Path,
         remote_name: &str,
-        progress: Option<&ProgressFn>,
+        progress: Option<&ProgressFn<'_>>,
     ) -> Result<UploadedFile, LibraryError> {
         let upload_error = |source: TransportError| LibraryError::Upload {
             path: path.to_path_buf(),

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use brightbox_ftp::{FtpError, FtpsClient, FtpsConfig};
 
 /// Callback that receives the number of bytes sent so far.
-pub type ProgressFn = dyn Fn(u64) + Send + Sync;
+pub type ProgressFn<'a> = dyn Fn(u64) + Send + Sync + 'a;
 
 /// A way to place a local disk image where the image library can register it.
 ///
@@ -28,7 +28,7 @@ pub trait Transport: Send + Sync + fmt::Debug {
         &self,
         local: &Path,
         remote_name: &str,
-        progress: Option<&ProgressFn>,
+        progress: Option<&ProgressFn<'_>>,
     ) -> Result<UploadedFile, TransportError>;
 }
 
@@ -133,7 +133,7 @@ impl Transport for FtpsTransport {
         &self,
         local: &Path,
         remote_name: &str,
-        progress: Option<&ProgressFn>,
+        progress: Option<&ProgressFn<'_>>,
     ) -> Result<UploadedFile, TransportError> {
         let mut client = FtpsClient::connect(&self.config).await?;
         let result = client
