@@ -28,7 +28,7 @@ pub enum EmulatorError {
         path: PathBuf,
     },
 
-    /// A temporary folder (for the storage or for the TLS files) could not be created.
+    /// A temporary folder (for the storage, the server disks or the TLS files) could not be created.
     #[error("failed to create a temporary folder: check the TMPDIR environment variable")]
     TempDir {
         /// The I/O error from the file system.

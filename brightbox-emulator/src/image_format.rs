@@ -126,6 +126,21 @@ pub(crate) async fn inspect_file(path: &Path) -> std::io::Result<(Inspection, u6
     Ok((inspect(&header, file_len, gzip_trailer), file_len))
 }
 
+/// Builds a qcow2 file that has only a version 3 header stating `virtual_size` bytes,
+/// 64 KiB clusters, and zero padding to 512 bytes.
+///
+/// The emulator recognises it as qcow2 with that virtual size, but it has no L1 or
+/// refcount tables, so `qemu-img` rejects it.
+pub(crate) fn qcow2_placeholder(virtual_size: u64) -> Vec<u8> {
+    const CLUSTER_BITS: u32 = 16;
+    let mut bytes = vec![0_u8; 512];
+    bytes[..4].copy_from_slice(QCOW2_MAGIC);
+    bytes[4..8].copy_from_slice(&3_u32.to_be_bytes());
+    bytes[20..24].copy_from_slice(&CLUSTER_BITS.to_be_bytes());
+    bytes[24..32].copy_from_slice(&virtual_size.to_be_bytes());
+    bytes
+}
+
 /// Converts a size in bytes to whole megabytes (MiB), rounding up, as the API reports sizes.
 pub(crate) fn bytes_to_mb(bytes: u64) -> u64 {
     bytes.div_ceil(1024 * 1024)
@@ -194,6 +209,15 @@ mod tests {
         let found = inspect(&[], 0, None);
         assert_eq!(found.format, ImageFormat::Raw);
         assert_eq!(found.defect.as_deref(), Some("the file is empty"));
+    }
+
+    #[test]
+    fn placeholder_reads_back_as_qcow2() {
+        let bytes = qcow2_placeholder(3 * 1024 * 1024 * 1024);
+        let found = inspect(&bytes[..HEADER_LEN], bytes.len() as u64, None);
+        assert_eq!(found.format, ImageFormat::Qcow2);
+        assert_eq!(found.virtual_size, 3 * 1024 * 1024 * 1024);
+        assert_eq!(found.defect, None);
     }
 
     #[test]

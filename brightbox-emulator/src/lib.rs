@@ -3,17 +3,29 @@
 //! [`Emulator`] runs two servers on 127.0.0.1 over one storage folder that contains
 //! `incoming/` and `images/`:
 //!
-//! - an HTTP API subset in the Brightbox wire format: `POST /token` (OAuth 2 client
-//!   credentials), `GET /1.0/accounts`, `GET /1.0/accounts/{id}`,
-//!   `POST /1.0/accounts/{id}/reset_ftp_password`, `GET /1.0/images`,
-//!   `GET /1.0/images/{id}`, `POST /1.0/images` (registration by `source` file name) and
-//!   `DELETE /1.0/images/{id}`;
+//! - an HTTP API subset in the Brightbox wire format:
+//!   - `POST /token` (OAuth 2 client credentials);
+//!   - accounts: `GET /1.0/accounts`, `GET /1.0/accounts/{id}`, `GET /1.0/account` and
+//!     `POST /1.0/accounts/{id}/reset_ftp_password`;
+//!   - images: `GET /1.0/images` (oldest first), `GET`, `PUT` and `DELETE /1.0/images/{id}`,
+//!     `PUT /1.0/images/{id}/lock_resource` and `/unlock_resource`, and `POST /1.0/images`
+//!     with `source` (a file name in `incoming/`) or `server` (a snapshot);
+//!   - servers: `GET` and `POST /1.0/servers`, `GET` and `DELETE /1.0/servers/{id}`,
+//!     `PUT /1.0/servers/{id}/lock_resource` and `/unlock_resource`, and the legacy
+//!     `POST /1.0/servers/{id}/snapshot`, which names the new image only in a `Link` header;
+//!   - `GET /1.0/server_types`, `GET /1.0/zones` and one of each by id or handle;
 //! - a real explicit-FTPS server (libunftp) that requires TLS on the control and data
 //!   connections. The user is the account id and the password is the one returned by the
 //!   latest `reset_ftp_password` call. `incoming/` is writable and `images/` is read-only.
 //!
 //! The FTPS certificate is signed by a CA generated at start; clients trust
 //! [`Emulator::ca_certificate_pem`].
+//!
+//! Two official images, `img-noble` ("Ubuntu Noble 24.04 server") and `img-bookw`
+//! ("Debian Bookworm 12 server"), owned by `acc-brbox`, are listed from the start. They
+//! have no file in `images/`, but servers can be built from them. A snapshot of such a
+//! server is a qcow2 header only (512 bytes stating the image's virtual size), which the
+//! emulator reads as qcow2 but `qemu-img` rejects.
 //!
 //! # Quick start
 //!
@@ -38,6 +50,12 @@
 //! // Files placed in incoming/ can be registered with POST /1.0/images {"source": name}.
 //! std::fs::write(emulator.incoming_dir().join("disk.img"), b"raw disk bytes")?;
 //!
+//! // Make the next registration create the image but return 502, and the next two
+//! // image listings return 503.
+//! let faults = emulator.faults();
+//! faults.fail_next_register_after_create(502);
+//! faults.fail_next_requests("/1.0/images", 503, 2);
+//!
 //! emulator.shutdown().await;
 //! # Ok(())
 //! # }
@@ -46,17 +64,29 @@
 //! The crate also builds a binary, `brightbox-emulator`, that prints the API URL and
 //! credentials and runs until Ctrl-C.
 //!
+//! # Faults
+//!
+//! [`Emulator::faults`] returns a [`Faults`] handle for error-path tests. It makes a
+//! registration fail before or after creating the image, makes new images end `failed`,
+//! and makes the retired FTP endpoints return `410 Gone` as they do today. It also sends
+//! error statuses (with `Retry-After`) on chosen paths and changes the registration delay. [`EmulatorConfig::ftp_retired`] and
+//! [`EmulatorConfig::registration_outcome_failed`] set the two switches at start.
+//!
 //! # What it does not do
 //!
-//! - Image metadata lives in memory: a restarted emulator does not know the images
-//!   already in `images/`.
+//! - Image and server metadata lives in memory: a restarted emulator does not know the
+//!   images already in `images/`.
 //! - Registration only moves the file and reads its header; it does not convert images.
 //! - Only one account and one API client exist; `account_id` query parameters are ignored.
-//! - Registration by `http_url`, `server` or `volume`, servers, volumes and Orbit are not
-//!   emulated.
+//! - Registration by `http_url` or `volume`, volumes, cloud IPs, server actions other than
+//!   delete and snapshot, and Orbit are not emulated.
+//! - Servers run nothing: a server's disk is a copy of its image file (a hard link where
+//!   the file system allows it) kept in a temporary folder outside the storage folder.
 
 mod api;
+mod catalog;
 mod error;
+mod faults;
 mod ftp;
 mod image_format;
 mod library;
@@ -73,6 +103,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use crate::error::EmulatorError;
+pub use crate::faults::Faults;
 use crate::ftp::{FtpPassword, FtpServer, IMAGES, INCOMING, LibraryAuthenticator, TlsFiles};
 use crate::library::{Library, LibrarySettings};
 use crate::tls::TlsMaterial;
@@ -96,6 +127,8 @@ pub struct EmulatorConfig {
     token_lifetime: Duration,
     api_port: u16,
     ftp_port: u16,
+    ftp_retired: bool,
+    registration_outcome_failed: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -106,6 +139,8 @@ impl Default for EmulatorConfig {
             token_lifetime: DEFAULT_TOKEN_LIFETIME,
             api_port: 0,
             ftp_port: 0,
+            ftp_retired: false,
+            registration_outcome_failed: false,
         }
     }
 }
@@ -121,8 +156,10 @@ impl EmulatorConfig {
         self
     }
 
-    /// Sets how long a registered image stays `creating` before it becomes `available`
-    /// (or `failed`). The default is 500 ms.
+    /// Sets how long a registered image or a snapshot stays `creating` before it becomes
+    /// `available` (or `failed`), how long a new server stays `creating` before it becomes
+    /// `active`, and how long a deleted server stays `deleting`. The default is 500 ms.
+    /// [`Faults::registration_delay`] changes it while the emulator runs.
     #[must_use]
     pub fn registration_delay(mut self, delay: Duration) -> Self {
         self.registration_delay = delay;
@@ -150,6 +187,22 @@ impl EmulatorConfig {
         self.ftp_port = port;
         self
     }
+
+    /// Starts with the FTP service retired, as on today's Brightbox: see
+    /// [`Faults::ftp_retired`]. The default is false.
+    #[must_use]
+    pub fn ftp_retired(mut self, retired: bool) -> Self {
+        self.ftp_retired = retired;
+        self
+    }
+
+    /// Starts with every new image ending `failed`: see
+    /// [`Faults::registration_outcome_failed`]. The default is false.
+    #[must_use]
+    pub fn registration_outcome_failed(mut self, failed: bool) -> Self {
+        self.registration_outcome_failed = failed;
+        self
+    }
 }
 
 /// A running emulator: the API and FTPS servers and their storage folder.
@@ -161,7 +214,8 @@ pub struct Emulator {
     api: ApiServer,
     ftp: Option<FtpServer>,
     tls: TlsMaterial,
-    // Declared last so the folder outlives the servers that use it.
+    // Declared last so the folders outlive the servers that use them.
+    _disks: TempDir,
     _temp_storage: Option<TempDir>,
 }
 
@@ -198,7 +252,8 @@ impl Emulator {
     /// # Errors
     ///
     /// - [`EmulatorError::StorageDir`], [`EmulatorError::StorageNotADirectory`] or
-    ///   [`EmulatorError::TempDir`] when the storage folder cannot be prepared;
+    ///   [`EmulatorError::TempDir`] when the storage folder or the temporary folder for
+    ///   server disks cannot be prepared;
     /// - [`EmulatorError::Certificate`] or [`EmulatorError::TlsFile`] when the TLS
     ///   material cannot be generated or written;
     /// - [`EmulatorError::Bind`] when a port is taken;
@@ -235,6 +290,16 @@ impl Emulator {
                 source,
             })?;
 
+        let disks = tempfile::Builder::new()
+            .prefix("brightbox-emulator-disks-")
+            .tempdir()
+            .map_err(|source| EmulatorError::TempDir { source })?;
+        let faults = Faults::new(
+            config.registration_delay,
+            config.ftp_retired,
+            config.registration_outcome_failed,
+        );
+
         let library = Arc::new(Library::new(LibrarySettings {
             account_id: ACCOUNT_ID.to_owned(),
             client_id: CLIENT_ID.to_owned(),
@@ -242,9 +307,10 @@ impl Emulator {
             api_url: format!("http://{api_addr}/"),
             ftp_addr: ftp.addr,
             storage,
-            registration_delay: config.registration_delay,
+            disks: disks.path().to_owned(),
             token_lifetime: config.token_lifetime,
             ftp_password,
+            faults,
         }));
         let api = ApiServer::spawn(listener, api::router(library.clone()));
 
@@ -261,6 +327,7 @@ impl Emulator {
             api,
             ftp: Some(ftp),
             tls,
+            _disks: disks,
             _temp_storage: temp_storage,
         })
     }
@@ -297,6 +364,15 @@ impl Emulator {
     /// working at once.
     pub fn reset_ftp_password(&self) -> String {
         self.library.ftp_password.reset()
+    }
+
+    /// Returns a handle that switches faults on and off while the emulator runs, such as
+    /// failed registrations, the retired FTP service or 503 responses on chosen paths.
+    ///
+    /// Clones of the handle share state with the emulator, and the handle stays usable
+    /// (with no effect) after the emulator stops.
+    pub fn faults(&self) -> Faults {
+        self.library.faults.clone()
     }
 
     /// Returns the PEM of the CA that signed the FTPS server certificate.

@@ -24,7 +24,13 @@ struct Args {
     #[arg(long, value_name = "PORT", default_value_t = 0)]
     ftp_port: u16,
 
-    /// Time a registered image stays `creating`, in milliseconds.
+    /// Make the FTP password reset routes return 410 Gone, as Brightbox does since it
+    /// retired the library FTP service in 2023. The FTPS server still runs.
+    #[arg(long)]
+    ftp_retired: bool,
+
+    /// Time a new image or server stays `creating` (and a deleted server stays
+    /// `deleting`), in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 500)]
     registration_delay_ms: u64,
 }
@@ -43,7 +49,8 @@ async fn main() -> ExitCode {
     let mut config = EmulatorConfig::default()
         .api_port(args.api_port)
         .ftp_port(args.ftp_port)
-        .registration_delay(Duration::from_millis(args.registration_delay_ms));
+        .registration_delay(Duration::from_millis(args.registration_delay_ms))
+        .ftp_retired(args.ftp_retired);
     if let Some(storage) = args.storage {
         config = config.storage_dir(storage);
     }
@@ -62,7 +69,7 @@ async fn main() -> ExitCode {
     println!("BRIGHTBOX_ACCOUNT_ID={}", emulator.account_id());
     println!("BRIGHTBOX_FTP_ADDR={}", emulator.ftp_addr());
     println!(
-        "BRIGHTBOX_CA_CERT={}",
+        "BRIGHTBOX_FTP_CA_FILE={}",
         emulator.ca_certificate_path().display()
     );
     println!("BRIGHTBOX_STORAGE={}", emulator.storage_dir().display());

@@ -406,7 +406,7 @@ async fn register_rejects_missing_or_extra_sources() {
         ),
         (
             json!({"arch": "x86_64", "server": "srv-abcde"}),
-            "server is not supported by the emulator",
+            "server srv-abcde was not found",
         ),
         (
             json!({"arch": "x86_64", "volume": "vol-abcde"}),
@@ -614,13 +614,14 @@ async fn register_qcow2_becomes_available() {
     assert_eq!(ready["virtual_size"], 2049);
 
     let (_, list) = get_json(&http, format!("{}1.0/images", emulator.api_url()), &token).await;
-    let ids: Vec<&str> = list
+    let own_ids: Vec<&str> = list
         .as_array()
         .expect("images is an array")
         .iter()
+        .filter(|image| image["owner"] == emulator.account_id())
         .filter_map(|image| image["id"].as_str())
         .collect();
-    assert_eq!(ids, vec![id.as_str()]);
+    assert_eq!(own_ids, vec![id.as_str()]);
 }
 
 #[tokio::test]

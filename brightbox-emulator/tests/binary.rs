@@ -56,7 +56,8 @@ async fn binary_prints_settings_and_stops_on_sigint() {
     assert_eq!(settings["BRIGHTBOX_CLIENT_ID"], "cli-emu01");
     assert_eq!(settings["BRIGHTBOX_ACCOUNT_ID"], "acc-emu01");
     assert!(settings["BRIGHTBOX_FTP_ADDR"].starts_with("127.0.0.1:"));
-    let ca = std::fs::read_to_string(&settings["BRIGHTBOX_CA_CERT"]).expect("CA file is readable");
+    let ca =
+        std::fs::read_to_string(&settings["BRIGHTBOX_FTP_CA_FILE"]).expect("CA file is readable");
     assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"));
     assert!(storage.path().join("incoming").is_dir());
     assert!(storage.path().join("images").is_dir());
@@ -116,4 +117,46 @@ fn binary_rejects_storage_file() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("plain-file"), "{stderr}");
     assert!(stderr.contains("is not a folder"), "{stderr}");
+}
+
+#[tokio::test]
+async fn binary_ftp_retired_flag() {
+    let child = Command::new(env!("CARGO_BIN_EXE_brightbox-emulator"))
+        .arg("--ftp-retired")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("binary starts");
+    let mut binary = RunningBinary(child);
+    let settings = read_settings(&mut binary.0);
+    let api_url = &settings["BRIGHTBOX_API_URL"];
+    let http = reqwest::Client::new();
+
+    let token: Value = http
+        .post(format!("{api_url}token"))
+        .basic_auth(
+            &settings["BRIGHTBOX_CLIENT_ID"],
+            Some(&settings["BRIGHTBOX_CLIENT_SECRET"]),
+        )
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("token request is sent")
+        .json()
+        .await
+        .expect("token body is JSON");
+    let token = token["access_token"]
+        .as_str()
+        .expect("access_token is a string");
+    let reset = http
+        .post(format!("{api_url}1.0/account/reset_ftp_password"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("reset request is sent");
+
+    assert_eq!(reset.status(), 410);
+    let body: Value = reset.json().await.expect("error body is JSON");
+    assert_eq!(body["error_name"], "gone");
 }

@@ -44,8 +44,23 @@ pub(super) async fn reset_current_ftp_password(State(library): State<Arc<Library
     reset(&library)
 }
 
-/// Makes a new FTP password; the previous one stops working at once.
+/// Makes a new FTP password; the previous one stops working at once. While the FTP
+/// service is retired, returns 410 Gone instead.
 fn reset(library: &Library) -> Response {
+    if library.faults.is_ftp_retired() {
+        tracing::warn!(
+            account_id = library.account_id,
+            "FTP password reset rejected: the FTP service is retired"
+        );
+        return api_error(
+            StatusCode::GONE,
+            "gone",
+            vec![
+                "the library FTP service has been retired: upload images to Orbit and register them with http_url"
+                    .to_owned(),
+            ],
+        );
+    }
     let password = library.ftp_password.reset();
     tracing::info!(
         account_id = library.account_id,

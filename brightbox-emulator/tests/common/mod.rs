@@ -128,3 +128,110 @@ pub fn qcow2_file(virtual_size: u64, len: usize) -> Vec<u8> {
     bytes[24..32].copy_from_slice(&virtual_size.to_be_bytes());
     bytes
 }
+
+/// A JSON API response: status, headers and body (`Value::Null` when the body is empty).
+pub struct ApiResponse {
+    pub status: reqwest::StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+/// Sends `method` to `{api_url}1.0/{path}` with the token and an optional JSON body.
+pub async fn call(
+    http: &reqwest::Client,
+    emulator: &Emulator,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> ApiResponse {
+    let mut request = http
+        .request(method, format!("{}1.0/{path}", emulator.api_url()))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("API request is sent");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.expect("API body is read");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).expect("API body is JSON")
+    };
+    ApiResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Writes `bytes` to `incoming/<name>` and registers it; returns the new image id.
+pub async fn register_file(
+    http: &reqwest::Client,
+    emulator: &Emulator,
+    token: &str,
+    name: &str,
+    bytes: &[u8],
+) -> String {
+    std::fs::write(emulator.incoming_dir().join(name), bytes).expect("upload is written");
+    let response = call(
+        http,
+        emulator,
+        token,
+        reqwest::Method::POST,
+        "images",
+        Some(serde_json::json!({"arch": "x86_64", "source": name, "username": "core"})),
+    )
+    .await;
+    assert_eq!(response.status, 201, "{}", response.body);
+    response.body["id"]
+        .as_str()
+        .expect("image id is a string")
+        .to_owned()
+}
+
+/// Polls `GET /1.0/{collection}/{id}` every 50 ms until its status is `status`, for up
+/// to five seconds, and returns the last body.
+pub async fn wait_for_status(
+    http: &reqwest::Client,
+    emulator: &Emulator,
+    token: &str,
+    collection: &str,
+    id: &str,
+    status: &str,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let response = call(
+            http,
+            emulator,
+            token,
+            reqwest::Method::GET,
+            &format!("{collection}/{id}"),
+            None,
+        )
+        .await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        if response.body["status"] == status {
+            return response.body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{collection}/{id} is still {} instead of {status}",
+            response.body["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Returns the `errors` array of an API error body as strings.
+pub fn error_messages(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .expect("errors is an array")
+        .iter()
+        .map(|error| error.as_str().expect("each error is a string").to_owned())
+        .collect()
+}
