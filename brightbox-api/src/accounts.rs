@@ -120,8 +120,9 @@ impl<'a> Accounts<'a> {
     ///
     /// # Errors
     ///
-    /// Authentication errors ([`Error::Auth`], [`Error::OtpRequired`]), [`Error::Api`] for an error status after
-    /// retries, [`Error::Transport`] and [`Error::Decode`].
+    /// Authentication errors ([`Error::Unauthenticated`], [`Error::TwoFactorRequired`]), the status errors
+    /// ([`Error::Forbidden`], [`Error::Server`], [`Error::RateLimited`] and others) after retries,
+    /// [`Error::Transport`] and [`Error::Decode`].
     #[tracing::instrument(name = "brightbox_api.accounts.list", skip_all)]
     pub async fn list(&self) -> Result<Vec<Account>> {
         let call = Call::get("1.0/accounts".to_owned(), "account list".to_owned());
@@ -140,10 +141,22 @@ impl<'a> Accounts<'a> {
         self.client.call_json(&call).await
     }
 
+    /// Fetches the account the credentials act on (`GET /1.0/account`): the API client's account, or the one
+    /// selected with [`ClientBuilder::account_id`](crate::ClientBuilder::account_id).
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`Accounts::list`].
+    #[tracing::instrument(name = "brightbox_api.accounts.current", skip_all)]
+    pub async fn current(&self) -> Result<Account> {
+        let call = Call::get("1.0/account".to_owned(), "current account".to_owned());
+        self.client.call_json(&call).await
+    }
+
     /// Sets a new random library FTP password and returns the login (`POST /1.0/accounts/{id}/reset_ftp_password`).
     ///
     /// Each call invalidates the previous password, so share the result instead of calling this per upload. The
-    /// request is sent once and not retried.
+    /// request is resent only when the connection could not be opened or the server returned 429.
     ///
     /// # Errors
     ///
@@ -160,21 +173,43 @@ impl<'a> Accounts<'a> {
             format!("account {id}"),
             None,
         );
-        let reply = match self.client.execute(&call).await {
+        self.reset(&call, Some(id)).await
+    }
+
+    /// Resets the library FTP password of the current account (`POST /1.0/account/reset_ftp_password`).
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`Accounts::reset_ftp_password`].
+    #[tracing::instrument(name = "brightbox_api.accounts.reset_ftp_password_current", skip_all)]
+    pub async fn reset_ftp_password_current(&self) -> Result<LibraryFtpCredentials> {
+        let call = Call::post(
+            "1.0/account/reset_ftp_password".to_owned(),
+            "current account".to_owned(),
+            None,
+        );
+        self.reset(&call, None).await
+    }
+
+    async fn reset(&self, call: &Call, id: Option<&AccountId>) -> Result<LibraryFtpCredentials> {
+        let reply = match self.client.execute(call).await {
             Ok(reply) => reply,
-            Err(Error::Api(api)) if api.status == 410 => {
-                tracing::warn!(account_id = %id, "reset_ftp_password returned 410 Gone: the library FTP service is retired");
+            Err(Error::Gone(api)) => {
+                tracing::warn!(
+                    account_id = id.map(AccountId::as_str),
+                    request_id = api.request_id.as_deref(),
+                    "reset_ftp_password returned 410 Gone: the library FTP service is retired"
+                );
                 return Err(Error::FtpServiceRetired {
-                    account: id.clone(),
-                    path: api.path,
-                    request_id: api.request_id,
+                    account: id.cloned(),
+                    api,
                 });
             }
             Err(error) => return Err(error),
         };
 
         let fields: ResetFtpPasswordReply = decode(&call.method, &reply.path, &reply.body)?;
-        tracing::info!(account_id = %id, host = %fields.library_ftp_host, user = %fields.library_ftp_user, "reset the library FTP password");
+        tracing::info!(host = %fields.library_ftp_host, user = %fields.library_ftp_user, "reset the library FTP password");
         Ok(LibraryFtpCredentials {
             host: fields.library_ftp_host,
             user: fields.library_ftp_user,

@@ -1,4 +1,4 @@
-//! The [`Client`], its builder, and the request pipeline every resource call goes through.
+//! The [`Client`] and the request pipeline every resource call goes through.
 
 use std::fmt;
 use std::sync::Arc;
@@ -6,26 +6,20 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::Method;
 use reqwest::header::{ACCEPT, HeaderMap, WWW_AUTHENTICATE};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
+use tokio::time::Instant;
 use tracing::Instrument;
 use url::Url;
 
 use crate::accounts::Accounts;
-use crate::auth::{CachedToken, OAuthErrorBody};
+use crate::auth::{CachedToken, Grant, OAuthErrorBody, OtpCallback};
+use crate::builder::ClientBuilder;
 use crate::error::{ApiError, Error, Result, is_retryable_status};
 use crate::id::AccountId;
 use crate::images::Images;
 use crate::retry::{RetryConfig, parse_retry_after};
-
-/// Base URL of the Brightbox API in region `gb1`.
-pub const DEFAULT_BASE_URL: &str = "https://api.gb1.brightbox.com/";
-
-/// Per-request timeout used when [`ClientBuilder::timeout`] is not called.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long an unused pooled connection is kept when [`ClientBuilder::pool_idle_timeout`] is not called.
-pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+use crate::servers::{ServerTypes, Servers, Volumes, Zones};
 
 /// Response header that carries the server's request id.
 const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -39,7 +33,7 @@ const BODY_EXCERPT_LEN: usize = 512;
 /// Async client of the Brightbox API.
 ///
 /// Cloning is cheap: clones share one connection pool and one cached access token. `Debug` output shows the base
-/// URL, client id and account id but never the client secret or the token.
+/// URL, the client or application id, the user name and the account id, but never a secret, password or token.
 ///
 /// ```no_run
 /// # async fn run() -> brightbox_api::Result<()> {
@@ -54,14 +48,15 @@ const BODY_EXCERPT_LEN: usize = 512;
 /// ```
 #[derive(Clone)]
 pub struct Client {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
     pub(crate) http: reqwest::Client,
     pub(crate) base_url: Url,
-    pub(crate) client_id: String,
-    pub(crate) client_secret: SecretString,
+    pub(crate) token_url: Url,
+    pub(crate) grant: Grant,
+    pub(crate) otp: Option<OtpCallback>,
     pub(crate) account_id: Option<AccountId>,
     pub(crate) retry: RetryConfig,
     /// Cached access token. The lock is held while a new token is requested, so concurrent callers wait for that
@@ -71,10 +66,15 @@ pub(crate) struct Inner {
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let username = match &self.inner.grant {
+            Grant::Password { username, .. } => Some(username.as_str()),
+            Grant::ClientCredentials { .. } => None,
+        };
         f.debug_struct("Client")
             .field("base_url", &self.inner.base_url.as_str())
-            .field("client_id", &self.inner.client_id)
-            .field("client_secret", &"[REDACTED]")
+            .field("grant", &self.inner.grant.kind())
+            .field("client_id", &self.inner.grant.basic_user())
+            .field("username", &username)
             .field("account_id", &self.inner.account_id)
             .field("retry", &self.inner.retry)
             .finish_non_exhaustive()
@@ -97,6 +97,26 @@ impl Client {
         Images::new(self)
     }
 
+    /// Returns the server endpoints.
+    pub fn servers(&self) -> Servers<'_> {
+        Servers::new(self)
+    }
+
+    /// Returns the volume endpoints.
+    pub fn volumes(&self) -> Volumes<'_> {
+        Volumes::new(self)
+    }
+
+    /// Returns the server type endpoints.
+    pub fn server_types(&self) -> ServerTypes<'_> {
+        ServerTypes::new(self)
+    }
+
+    /// Returns the zone endpoints.
+    pub fn zones(&self) -> Zones<'_> {
+        Zones::new(self)
+    }
+
     /// Returns the base URL, always ending in `/`.
     pub fn base_url(&self) -> &Url {
         &self.inner.base_url
@@ -107,200 +127,11 @@ impl Client {
         self.inner.account_id.as_ref()
     }
 
-    /// Returns the API client id used for authentication.
+    /// Returns the id sent as the HTTP Basic user name to the token endpoint: the API client id (`cli-…`) or,
+    /// for the password grant, the application id (`app-…`).
     pub fn client_id(&self) -> &str {
-        &self.inner.client_id
+        self.inner.grant.basic_user()
     }
-}
-
-/// Builder of a [`Client`].
-///
-/// Only [`client_credentials`](Self::client_credentials) is required. Values are checked in
-/// [`build`](Self::build).
-#[derive(Clone, Debug)]
-pub struct ClientBuilder {
-    base_url: String,
-    client_id: Option<String>,
-    client_secret: Option<SecretString>,
-    account_id: Option<AccountId>,
-    timeout: Option<Duration>,
-    pool_idle_timeout: Option<Duration>,
-    user_agent: String,
-    retry: RetryConfig,
-}
-
-impl Default for ClientBuilder {
-    fn default() -> Self {
-        Self {
-            base_url: DEFAULT_BASE_URL.to_owned(),
-            client_id: None,
-            client_secret: None,
-            account_id: None,
-            timeout: Some(DEFAULT_TIMEOUT),
-            pool_idle_timeout: Some(DEFAULT_POOL_IDLE_TIMEOUT),
-            user_agent: concat!("brightbox-api-rs/", env!("CARGO_PKG_VERSION")).to_owned(),
-            retry: RetryConfig::default(),
-        }
-    }
-}
-
-impl ClientBuilder {
-    /// Sets the API base URL, such as `https://api.gb1.brightbox.com/` or a local mock server.
-    ///
-    /// The URL must use `http` or `https` and must not contain a user name, password, query or fragment. A
-    /// missing trailing `/` is added, so `http://127.0.0.1:8080/api` and `http://127.0.0.1:8080/api/` are the same.
-    /// The token endpoint is `{base}token` and resources live under `{base}1.0/`.
-    pub fn base_url(mut self, url: impl AsRef<str>) -> Self {
-        url.as_ref().clone_into(&mut self.base_url);
-        self
-    }
-
-    /// Sets the API client id (`cli-xxxxx`) and secret used for the OAuth 2.0 client credentials grant.
-    pub fn client_credentials(
-        mut self,
-        client_id: impl Into<String>,
-        client_secret: impl Into<SecretString>,
-    ) -> Self {
-        self.client_id = Some(client_id.into());
-        self.client_secret = Some(client_secret.into());
-        self
-    }
-
-    /// Sets the account every API call acts on, sent as the `account_id` query parameter.
-    ///
-    /// API clients belong to one account, so this is only needed for credentials that reach several accounts.
-    pub fn account_id(mut self, id: AccountId) -> Self {
-        self.account_id = Some(id);
-        self
-    }
-
-    /// Sets the time limit of each HTTP request, from sending to the end of the response body. Default 30 s.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// Removes the per-request time limit.
-    ///
-    /// Tests that pause tokio's clock need this, together with `pool_idle_timeout(None)`: with a paused clock the
-    /// runtime jumps to the next pending timer whenever it waits for I/O, so any timer would fire early.
-    pub fn no_timeout(mut self) -> Self {
-        self.timeout = None;
-        self
-    }
-
-    /// Sets how long an unused pooled connection is kept open; `None` keeps it until the server closes it.
-    /// Default 90 s.
-    ///
-    /// The idle check runs on a tokio timer, so tests with a paused clock set `None`; see
-    /// [`no_timeout`](Self::no_timeout).
-    pub fn pool_idle_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.pool_idle_timeout = timeout;
-        self
-    }
-
-    /// Sets the `User-Agent` header. Default `brightbox-api-rs/<version>`.
-    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
-        self.user_agent = user_agent.into();
-        self
-    }
-
-    /// Sets how idempotent requests are retried; see [`RetryConfig`].
-    pub fn retry(mut self, retry: RetryConfig) -> Self {
-        self.retry = retry;
-        self
-    }
-
-    /// Checks the settings and creates the client. Sends no request: the first token is fetched on the first call.
-    ///
-    /// # Errors
-    ///
-    /// - [`Error::MissingCredentials`] when the client id or secret was not set or is empty.
-    /// - [`Error::InvalidBaseUrl`] when the base URL does not parse, is not `http`/`https`, or has a user name,
-    ///   password, query or fragment.
-    /// - [`Error::HttpClient`] when reqwest cannot create its client.
-    pub fn build(self) -> Result<Client> {
-        let base_url = normalise_base_url(&self.base_url)?;
-
-        let client_id =
-            self.client_id
-                .filter(|id| !id.trim().is_empty())
-                .ok_or(Error::MissingCredentials {
-                    missing: "client_id",
-                })?;
-        let client_secret = self
-            .client_secret
-            .filter(|secret| !secret.expose_secret().is_empty())
-            .ok_or(Error::MissingCredentials {
-                missing: "client_secret",
-            })?;
-
-        let mut http = reqwest::Client::builder()
-            .user_agent(self.user_agent)
-            .pool_idle_timeout(self.pool_idle_timeout);
-        if let Some(timeout) = self.timeout {
-            http = http.timeout(timeout);
-        }
-        let http = http
-            .build()
-            .map_err(|source| Error::HttpClient { source })?;
-
-        Ok(Client {
-            inner: Arc::new(Inner {
-                http,
-                base_url,
-                client_id,
-                client_secret,
-                account_id: self.account_id,
-                retry: self.retry,
-                token: tokio::sync::Mutex::new(None),
-            }),
-        })
-    }
-}
-
-fn normalise_base_url(value: &str) -> Result<Url> {
-    let invalid = |reason: &str, source: Option<url::ParseError>| Error::InvalidBaseUrl {
-        value: value.to_owned(),
-        reason: reason.to_owned(),
-        source,
-    };
-
-    let mut url = Url::parse(value).map_err(|e| {
-        invalid(
-            "not an absolute URL; use a form like https://api.gb1.brightbox.com/",
-            Some(e),
-        )
-    })?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid(
-            "the scheme must be http or https, as in https://api.gb1.brightbox.com/",
-            None,
-        ));
-    }
-    if url.cannot_be_a_base() || url.host().is_none() {
-        return Err(invalid(
-            "the URL has no host; use a form like https://api.gb1.brightbox.com/",
-            None,
-        ));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid(
-            "remove the user name and password from the URL; pass credentials with client_credentials()",
-            None,
-        ));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid(
-            "remove the query and fragment; use account_id() to select an account",
-            None,
-        ));
-    }
-    if !url.path().ends_with('/') {
-        let path = format!("{}/", url.path());
-        url.set_path(&path);
-    }
-    Ok(url)
 }
 
 /// One API call as the resource modules describe it.
@@ -327,6 +158,8 @@ impl Call {
         }
     }
 
+    /// Creates a `POST`. It is resent only when no request reached the server (the connection could not be
+    /// opened) or the server returned 429, because a repeat could create a second resource.
     pub(crate) fn post(path: String, resource: String, body: Option<serde_json::Value>) -> Self {
         Self {
             method: Method::POST,
@@ -336,12 +169,37 @@ impl Call {
             idempotent: false,
         }
     }
+
+    /// Creates a `PUT`, which sets a state and may be repeated.
+    pub(crate) fn put(path: String, resource: String, body: Option<serde_json::Value>) -> Self {
+        Self {
+            method: Method::PUT,
+            path,
+            resource,
+            body,
+            idempotent: true,
+        }
+    }
+
+    /// Creates a `DELETE`, which may be repeated.
+    pub(crate) fn delete(path: String, resource: String) -> Self {
+        Self {
+            method: Method::DELETE,
+            path,
+            resource,
+            body: None,
+            idempotent: true,
+        }
+    }
 }
 
 /// Successful response of an API call.
 #[derive(Debug)]
 pub(crate) struct Reply {
+    pub(crate) status: u16,
     pub(crate) path: String,
+    pub(crate) headers: HeaderMap,
+    pub(crate) request_id: Option<String>,
     pub(crate) body: Vec<u8>,
 }
 
@@ -353,18 +211,24 @@ impl Client {
     }
 
     /// Sends `call` with a bearer token, retrying and re-authenticating as described in [`RetryConfig`] and
-    /// returning the body of a 2xx response.
+    /// returning a 2xx response.
     pub(crate) async fn execute(&self, call: &Call) -> Result<Reply> {
         let url = self.api_url(&call.path)?;
         let path = url.path().to_owned();
-        let span =
-            tracing::debug_span!("brightbox_api.request", method = %call.method, path = %path);
+        let span = tracing::debug_span!(
+            "brightbox_api.request",
+            method = %call.method,
+            path = %path,
+            request_id = tracing::field::Empty,
+            status = tracing::field::Empty,
+        );
         self.execute_inner(call, url, path).instrument(span).await
     }
 
     async fn execute_inner(&self, call: &Call, url: Url, path: String) -> Result<Reply> {
         let inner = &self.inner;
         let max_attempts = inner.retry.max_attempts.max(1);
+        let started = Instant::now();
         let mut attempt = 0u32;
         let mut token_replayed = false;
 
@@ -392,68 +256,64 @@ impl Client {
             let (status, headers, body) = match outcome {
                 Ok(parts) => parts,
                 Err(source) => {
+                    // A failure while opening the connection (TCP, TLS) means no request reached the server, so even a POST is
+                    // safe to resend.
+                    let resend_safe = call.idempotent || source.is_connect();
                     let error = Error::Transport {
                         method: call.method.clone(),
                         path: path.clone(),
                         attempts: attempt,
+                        elapsed: started.elapsed(),
                         source,
                     };
-                    if call.idempotent && error.is_retryable() && attempt < max_attempts {
+                    if resend_safe && error.is_retryable() && attempt < max_attempts {
                         let delay = inner.retry.backoff(attempt);
                         tracing::info!(attempt, delay_ms = delay.as_millis() as u64, error = %error, "retrying after a transport failure");
                         tokio::time::sleep(delay).await;
                         continue;
                     }
+                    tracing::debug!(error = %error, "request failed");
                     return Err(error);
                 }
             };
             let request_id = header_string(&headers, REQUEST_ID_HEADER);
+            let span = tracing::Span::current();
+            span.record("status", status);
+            if let Some(id) = &request_id {
+                span.record("request_id", id.as_str());
+            }
 
             if (200..300).contains(&status) {
-                tracing::debug!(
-                    status,
-                    request_id = request_id.as_deref(),
-                    "request succeeded"
-                );
+                tracing::debug!(status, attempt, "request succeeded");
                 return Ok(Reply {
+                    status,
                     path,
+                    headers,
+                    request_id,
                     body: body.to_vec(),
                 });
             }
 
             if status == 401 {
                 if otp_required(&headers) {
-                    return Err(Error::OtpRequired { request_id });
+                    return Err(Error::TwoFactorRequired {
+                        code_rejected: false,
+                        request_id,
+                    });
                 }
                 let oauth = OAuthErrorBody::parse(&body);
                 if !token_replayed && token_rejected(&headers, &oauth) {
                     token_replayed = true;
                     tracing::info!(
-                        request_id = request_id.as_deref(),
                         "the API rejected the access token; requesting a new one and replaying the request once"
                     );
                     inner.invalidate_token(&token).await;
                     continue;
                 }
-                return Err(Error::Auth {
-                    status,
-                    error: oauth.error.unwrap_or_else(|| "unauthorized".to_owned()),
-                    description: oauth.error_description,
-                    request_id,
-                });
-            }
-
-            if status == 404 {
-                return Err(Error::NotFound {
-                    resource: call.resource.clone(),
-                    method: call.method.clone(),
-                    path,
-                    request_id,
-                });
             }
 
             let retry_after = parse_retry_after(&headers, SystemTime::now());
-            let error = api_error(
+            let mut error = api_error(
                 &call.method,
                 &path,
                 status,
@@ -462,12 +322,17 @@ impl Client {
                 attempt,
                 retry_after,
             );
-            let retry_allowed = call.idempotent
+            error.elapsed = started.elapsed();
+            // A 429 means the server did not process the request, so a POST may be resent after it.
+            let resend_safe = call.idempotent || status == 429;
+            let retry_allowed = resend_safe
                 && is_retryable_status(status)
                 && attempt < max_attempts
                 && retry_after.is_none_or(|delay| delay <= inner.retry.max_retry_after);
             if !retry_allowed {
-                return Err(Error::Api(Box::new(error)));
+                let error = Error::from_response(&call.resource, error);
+                tracing::debug!(error = %error, "request failed");
+                return Err(error);
             }
 
             let delay = retry_after.unwrap_or_else(|| inner.retry.backoff(attempt));
@@ -475,7 +340,6 @@ impl Client {
                 attempt,
                 status,
                 delay_ms = delay.as_millis() as u64,
-                request_id = error.request_id.as_deref(),
                 "retrying after a retryable HTTP status"
             );
             tokio::time::sleep(delay).await;
@@ -577,8 +441,12 @@ pub(crate) fn api_error(
     }
 
     let parsed = serde_json::from_slice::<Body>(body).ok();
+    let mut oauth_error = None;
+    let mut oauth_error_description = None;
     let (error_name, errors) = match parsed {
         Some(parsed) => {
+            oauth_error.clone_from(&parsed.error);
+            oauth_error_description.clone_from(&parsed.error_description);
             let mut errors = match parsed.errors {
                 Some(serde_json::Value::Array(items)) => {
                     items.into_iter().map(json_to_text).collect()
@@ -600,9 +468,12 @@ pub(crate) fn api_error(
         path: path.to_owned(),
         error_name,
         errors,
+        oauth_error,
+        oauth_error_description,
         request_id,
         retry_after,
         attempts,
+        elapsed: Duration::ZERO,
         body_excerpt,
     }
 }
@@ -622,31 +493,6 @@ fn excerpt(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base_url_gets_trailing_slash() {
-        let url = normalise_base_url("http://127.0.0.1:8080/api").expect("valid URL");
-        assert_eq!(url.as_str(), "http://127.0.0.1:8080/api/");
-        let url = normalise_base_url("http://127.0.0.1:8080").expect("valid URL");
-        assert_eq!(url.as_str(), "http://127.0.0.1:8080/");
-    }
-
-    #[test]
-    fn base_url_rejects_bad_forms() {
-        for value in [
-            "ftp://api.gb1.brightbox.com/",
-            "api.gb1.brightbox.com",
-            "https://user:pw@api.gb1.brightbox.com/",
-            "https://api.gb1.brightbox.com/?account_id=acc-12345",
-            "mailto:someone@example.com",
-        ] {
-            let error = normalise_base_url(value).err();
-            assert!(
-                matches!(&error, Some(Error::InvalidBaseUrl { value: v, .. }) if v == value),
-                "{value}: {error:?}"
-            );
-        }
-    }
 
     #[test]
     fn api_error_reads_both_body_shapes() {

@@ -5,26 +5,40 @@ use std::time::Duration;
 
 use reqwest::Method;
 
-use crate::id::{AccountId, ImageId, ParseIdError};
-use crate::images::{Image, ImageStatus};
+use crate::id::{AccountId, ParseIdError, ServerId};
+use crate::wait::Resource;
 
 /// Shorthand for results whose error is [`enum@Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong when building a [`Client`](crate::Client) or calling the API.
 ///
-/// Variants are grouped by meaning rather than by HTTP status. No variant contains a client secret, an access token
-/// or an FTP password, so errors are safe to log.
+/// Variants are grouped by meaning rather than by HTTP status. Every variant built from an error response carries
+/// an [`ApiError`] with the status, `error_name`, `errors[]`, the OAuth `error`/`error_description`, the
+/// `X-Request-Id`, the attempts made and the time spent. No variant contains a client secret, a password, an
+/// access or refresh token, a two-factor code or an FTP password, so errors are safe to log.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// [`ClientBuilder::build`](crate::ClientBuilder::build) was called without a client id or client secret.
+    /// [`ClientBuilder::build`](crate::ClientBuilder::build) was called without complete credentials.
     #[error(
-        "missing API client credentials: {missing} is not set; call ClientBuilder::client_credentials(\"cli-xxxxx\", secret) before build()"
+        "missing credentials: {missing} is not set; call ClientBuilder::client_credentials(\"cli-xxxxx\", secret) or ClientBuilder::password_credentials(user, password) before build()"
     )]
     MissingCredentials {
-        /// Name of the missing or empty value: `"client_id"` or `"client_secret"`.
+        /// Name of the missing or empty value, such as `"client_secret"` or `"password"`.
         missing: &'static str,
+    },
+
+    /// A configuration source (environment variables or the Brightbox CLI config file) is incomplete or malformed.
+    #[error("invalid configuration in {origin}: {reason}")]
+    Config {
+        /// Where the value was read: `environment` or the config file path, with the line when known.
+        origin: String,
+        /// Problem with the value and how to fix it.
+        reason: String,
+        /// I/O failure when the config file could not be read.
+        #[source]
+        source: Option<std::io::Error>,
     },
 
     /// The base URL given to the builder cannot be used.
@@ -52,7 +66,7 @@ pub enum Error {
     InvalidRequest {
         /// Name of the offending field, as in the API.
         field: &'static str,
-        /// Rejected value.
+        /// Rejected value, or a description of it when the value itself is too long to show.
         value: String,
         /// Problem with the value and how to fix it.
         reason: String,
@@ -64,62 +78,73 @@ pub enum Error {
 
     /// The token endpoint rejected the credentials, or the API rejected a freshly issued token.
     ///
-    /// `error` and `description` are the OAuth 2.0 `error` and `error_description` fields, such as
-    /// `invalid_client` or `invalid_grant`.
-    #[error("authentication failed with HTTP {status} `{error}`{}: check the API client id and secret",
-        .description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
-    Auth {
-        /// HTTP status of the rejection.
-        status: u16,
-        /// OAuth 2.0 error code.
-        error: String,
-        /// Human-readable explanation sent by the server, if any.
-        description: Option<String>,
-        /// Value of the `X-Request-Id` response header, if any.
-        request_id: Option<String>,
-    },
+    /// [`ApiError::oauth_error`] contains the OAuth 2.0 `error` code, such as `invalid_client` or `invalid_grant`.
+    #[error(
+        "authentication failed: {0}; check the client id and secret, or the user name, password and application"
+    )]
+    Unauthenticated(Box<ApiError>),
 
     /// The token endpoint requires a two-factor code (HTTP 401 with `X-Brightbox-OTP: required`).
-    #[error(
-        "authentication requires a two-factor (OTP) code: the token endpoint returned HTTP 401 with X-Brightbox-OTP: required; use API client credentials, which do not use two-factor authentication"
-    )]
-    OtpRequired {
+    #[error("{}", two_factor_message(*.code_rejected))]
+    TwoFactorRequired {
+        /// Whether a code from the callback was sent and rejected, as opposed to no code being available.
+        code_rejected: bool,
         /// Value of the `X-Request-Id` response header, if any.
         request_id: Option<String>,
     },
 
+    /// The API refused the operation (HTTP 403): missing permission, a storage-only API client, or an account
+    /// limit such as the RAM or cloud IP limit.
+    #[error("forbidden: {0}")]
+    Forbidden(Box<ApiError>),
+
     /// The API returned 404 for a resource.
-    #[error("{resource} not found: {method} {path} returned HTTP 404")]
+    #[error("{resource} not found: {api}")]
     NotFound {
         /// Resource that was requested, such as `image img-3ikco`.
         resource: String,
-        /// HTTP method of the request.
-        method: Method,
-        /// URL path of the request, without the query.
-        path: String,
-        /// Value of the `X-Request-Id` response header, if any.
-        request_id: Option<String>,
+        /// Details of the response.
+        api: Box<ApiError>,
     },
 
-    /// `reset_ftp_password` returned 410 Gone because the library FTP service no longer exists.
+    /// The resource is in a state that does not allow the operation (HTTP 409), such as deleting a locked image.
+    #[error("conflict: {0}")]
+    Conflict(Box<ApiError>),
+
+    /// The API rejected the request body (HTTP 400 or 422); [`ApiError::errors`] lists the reasons.
+    #[error("validation failed: {0}")]
+    Validation(Box<ApiError>),
+
+    /// The library FTP endpoints returned 410 Gone because Brightbox retired the FTP service in 2023.
     #[error(
-        "the Brightbox library FTP service was retired in 2023 (POST {path} returned HTTP 410 Gone for account {account}); register images from an HTTP URL with ImageSource::HttpUrl instead"
+        "the Brightbox library FTP service was retired in 2023 ({api}{}); register images from an HTTP URL with ImageSource::HttpUrl (`http_url`) instead",
+        .account.as_ref().map(|a| format!(", account {a}")).unwrap_or_default()
     )]
     FtpServiceRetired {
-        /// Account whose FTP password was requested.
-        account: AccountId,
-        /// URL path of the request, without the query.
-        path: String,
-        /// Value of the `X-Request-Id` response header, if any.
-        request_id: Option<String>,
+        /// Account whose FTP password was requested; `None` for the scoped `/1.0/account` route.
+        account: Option<AccountId>,
+        /// Details of the 410 response.
+        api: Box<ApiError>,
     },
 
-    /// The API returned an error status other than those with their own variant.
+    /// The API returned 410 Gone for something other than the FTP endpoints.
+    #[error("gone: {0}")]
+    Gone(Box<ApiError>),
+
+    /// The API returned 429 Too Many Requests after all retries; [`ApiError::retry_after`] contains its delay.
+    #[error("rate limited: {0}")]
+    RateLimited(Box<ApiError>),
+
+    /// The API returned a 5xx status after all retries that apply.
+    #[error("server error: {0}")]
+    Server(Box<ApiError>),
+
+    /// The API returned an error status that has no variant of its own.
     #[error(transparent)]
     Api(Box<ApiError>),
 
     /// The request could not be sent or its response could not be read: connection failure, timeout, reset.
-    #[error("{method} {path} failed after {attempts} attempt(s): {}", transport_kind(.source))]
+    #[error("{method} {path} failed after {attempts} attempt(s) in {elapsed:.1?}: {}", transport_kind(.source))]
     Transport {
         /// HTTP method of the request.
         method: Method,
@@ -127,6 +152,8 @@ pub enum Error {
         path: String,
         /// Number of attempts made, including retries.
         attempts: u32,
+        /// Time from the first attempt to the failure.
+        elapsed: Duration,
         /// Failure reported by reqwest.
         #[source]
         source: reqwest::Error,
@@ -146,25 +173,50 @@ pub enum Error {
         source: serde_json::Error,
     },
 
-    /// An image reached `failed`, `deleting` or `deleted` while a waiter expected it to become available.
-    #[error("image {} ended in status `{}` while waiting for it to become available", .image.id, .image.status)]
-    ImageFailed {
-        /// Image as last returned by the API.
-        image: Box<Image>,
+    /// `POST /1.0/servers/{id}/snapshot` succeeded but its `Link` header names no image.
+    #[error(
+        "the snapshot of server {server} was accepted but the response has no `Link: <.../images/img-...>; rel=snapshot` header{}; list the images with source {server} to find it, or use Servers::snapshot, which returns the image",
+        .request_id.as_ref().map(|id| format!(" (request id {id})")).unwrap_or_default()
+    )]
+    SnapshotLinkMissing {
+        /// Server that was snapshotted.
+        server: ServerId,
+        /// Value of the `X-Request-Id` response header, if any.
+        request_id: Option<String>,
     },
 
-    /// An image did not become available before the wait deadline.
+    /// A waiter saw a terminal state (such as `failed` or `deleted`) instead of the target state.
+    #[error("{} {} ended in status `{}` while waiting for `{target}`", .last.kind(), .last.id(), .last.status())]
+    WaitFailed {
+        /// Resource as last returned by the API.
+        last: Box<Resource>,
+        /// Status the waiter expected.
+        target: String,
+    },
+
+    /// The target state was not reached before the wait deadline.
     #[error(
-        "timed out after {elapsed:?} waiting for image {id} to become available; last status `{last_status}`"
+        "timed out after {elapsed:.1?} and {polls} polls waiting for {} {} to reach `{target}`; last status `{}`",
+        .last.kind(), .last.id(), .last.status()
     )]
     WaitTimedOut {
-        /// Image that was polled.
-        id: ImageId,
-        /// Status seen at the last poll.
-        last_status: ImageStatus,
+        /// Resource as last returned by the API.
+        last: Box<Resource>,
+        /// Status the waiter expected.
+        target: String,
         /// Time spent waiting.
         elapsed: Duration,
+        /// Number of polls made.
+        polls: u32,
     },
+}
+
+fn two_factor_message(code_rejected: bool) -> &'static str {
+    if code_rejected {
+        "the two-factor (OTP) code was rejected: the token endpoint still returned HTTP 401 with X-Brightbox-OTP: required; supply a current code"
+    } else {
+        "authentication requires a two-factor (OTP) code: the token endpoint returned HTTP 401 with X-Brightbox-OTP: required; set ClientBuilder::otp_callback, or use API client credentials, which do not use two-factor authentication"
+    }
 }
 
 fn transport_kind(error: &reqwest::Error) -> &'static str {
@@ -186,33 +238,71 @@ impl Error {
     /// already retried by the client (see [`RetryConfig`](crate::RetryConfig)) before such an error is returned.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Api(api) => is_retryable_status(api.status),
             Error::Transport { source, .. } => source.is_connect() || source.is_timeout(),
-            _ => false,
+            other => other
+                .api_error()
+                .is_some_and(|api| is_retryable_status(api.status)),
+        }
+    }
+
+    /// Returns the details of the error response behind this error, if there was one.
+    pub fn api_error(&self) -> Option<&ApiError> {
+        match self {
+            Error::Unauthenticated(api)
+            | Error::Forbidden(api)
+            | Error::NotFound { api, .. }
+            | Error::Conflict(api)
+            | Error::Validation(api)
+            | Error::FtpServiceRetired { api, .. }
+            | Error::Gone(api)
+            | Error::RateLimited(api)
+            | Error::Server(api)
+            | Error::Api(api) => Some(api),
+            _ => None,
         }
     }
 
     /// Returns the HTTP status of the response behind this error, if there was one.
     pub fn status(&self) -> Option<u16> {
         match self {
-            Error::Api(api) => Some(api.status),
-            Error::Auth { status, .. } => Some(*status),
-            Error::OtpRequired { .. } => Some(401),
-            Error::NotFound { .. } => Some(404),
-            Error::FtpServiceRetired { .. } => Some(410),
-            _ => None,
+            Error::TwoFactorRequired { .. } => Some(401),
+            other => other.api_error().map(|api| api.status),
         }
     }
 
     /// Returns the `X-Request-Id` of the response behind this error, if the server sent one.
     pub fn request_id(&self) -> Option<&str> {
         match self {
-            Error::Api(api) => api.request_id.as_deref(),
-            Error::Auth { request_id, .. }
-            | Error::OtpRequired { request_id }
-            | Error::NotFound { request_id, .. }
-            | Error::FtpServiceRetired { request_id, .. } => request_id.as_deref(),
+            Error::TwoFactorRequired { request_id, .. }
+            | Error::SnapshotLinkMissing { request_id, .. } => request_id.as_deref(),
+            other => other.api_error().and_then(|api| api.request_id.as_deref()),
+        }
+    }
+
+    /// Returns the last resource a waiter saw, for [`Error::WaitFailed`] and [`Error::WaitTimedOut`].
+    pub fn last_poll(&self) -> Option<&Resource> {
+        match self {
+            Error::WaitFailed { last, .. } | Error::WaitTimedOut { last, .. } => Some(last),
             _ => None,
+        }
+    }
+
+    /// Maps an error response to the variant for its meaning.
+    pub(crate) fn from_response(resource: &str, api: ApiError) -> Self {
+        let api = Box::new(api);
+        match api.status {
+            401 => Error::Unauthenticated(api),
+            403 => Error::Forbidden(api),
+            404 => Error::NotFound {
+                resource: resource.to_owned(),
+                api,
+            },
+            409 => Error::Conflict(api),
+            400 | 422 => Error::Validation(api),
+            410 => Error::Gone(api),
+            429 => Error::RateLimited(api),
+            500..=599 => Error::Server(api),
+            _ => Error::Api(api),
         }
     }
 }
@@ -222,10 +312,11 @@ pub(crate) fn is_retryable_status(status: u16) -> bool {
     matches!(status, 429 | 502 | 503 | 504)
 }
 
-/// Details of an error response from the API.
+/// Details of an error response from the API or the token endpoint.
 ///
-/// The API sends `{"error_name": "...", "errors": ["...", ...]}`; the OAuth layer sends
-/// `{"error": "...", "error_description": "..."}`, which lands in `error_name` and `errors` too.
+/// The API sends `{"error_name": "...", "errors": ["...", ...]}`. The OAuth layer sends
+/// `{"error": "...", "error_description": "..."}`, which is kept in `oauth_error` and `oauth_error_description`
+/// and also copied into `error_name` and `errors` so that one field covers both shapes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ApiError {
@@ -239,12 +330,18 @@ pub struct ApiError {
     pub error_name: Option<String>,
     /// Every entry of the `errors` array, in order. Entries that are not strings are kept as JSON text.
     pub errors: Vec<String>,
+    /// OAuth 2.0 `error` code, such as `invalid_client` or `invalid_token`.
+    pub oauth_error: Option<String>,
+    /// OAuth 2.0 `error_description`.
+    pub oauth_error_description: Option<String>,
     /// Value of the `X-Request-Id` response header, if any.
     pub request_id: Option<String>,
     /// Delay requested by a `Retry-After` header, if any.
     pub retry_after: Option<Duration>,
     /// Number of attempts made, including retries.
     pub attempts: u32,
+    /// Time from the first attempt to this response.
+    pub elapsed: Duration,
     /// Start of the body when it was not a JSON error document, cut to 512 bytes.
     pub body_excerpt: Option<String>,
 }
@@ -268,7 +365,11 @@ impl fmt::Display for ApiError {
             write!(f, " (request id {id})")?;
         }
         if self.attempts > 1 {
-            write!(f, " after {} attempts", self.attempts)?;
+            write!(
+                f,
+                " after {} attempts in {:.1?}",
+                self.attempts, self.elapsed
+            )?;
         }
         if let Some(delay) = self.retry_after {
             write!(f, "; the server asked to retry after {} s", delay.as_secs())?;

@@ -208,3 +208,80 @@ define_id!(
     "image id",
     "img-3ikco"
 );
+
+define_id!(
+    /// Server id: `srv-` followed by lowercase letters and digits, such as `srv-lv426`.
+    ServerId,
+    "srv",
+    "server id",
+    "srv-lv426"
+);
+
+define_id!(
+    /// Volume id: `vol-` followed by lowercase letters and digits, such as `vol-po5we`.
+    VolumeId,
+    "vol",
+    "volume id",
+    "vol-po5we"
+);
+
+define_id!(
+    /// Server type id: `typ-` followed by lowercase letters and digits, such as `typ-zx45f`.
+    ///
+    /// Server types also have a handle such as `1gb.ssd`; see
+    /// [`ServerTypes::find_by_handle`](crate::ServerTypes::find_by_handle).
+    ServerTypeId,
+    "typ",
+    "server type id",
+    "typ-zx45f"
+);
+
+define_id!(
+    /// Zone id: `zon-` followed by lowercase letters and digits, such as `zon-328ds`.
+    ///
+    /// Zones also have a handle such as `gb1-a`; see [`Zones::find_by_handle`](crate::Zones::find_by_handle).
+    ZoneId,
+    "zon",
+    "zone id",
+    "zon-328ds"
+);
+
+define_id!(
+    /// User id: `usr-` followed by lowercase letters and digits, such as `usr-kl435`.
+    UserId,
+    "usr",
+    "user id",
+    "usr-kl435"
+);
+
+define_id!(
+    /// API client id: `cli-` followed by lowercase letters and digits, such as `cli-abc12`.
+    ClientId,
+    "cli",
+    "API client id",
+    "cli-abc12"
+);
+
+define_id!(
+    /// OAuth application id: `app-` followed by lowercase letters and digits, such as `app-12345`.
+    AppId,
+    "app",
+    "application id",
+    "app-12345"
+);
+
+define_id!(
+    /// Server group id: `grp-` followed by lowercase letters and digits, such as `grp-98v4n`.
+    ServerGroupId,
+    "grp",
+    "server group id",
+    "grp-98v4n"
+);
+
+define_id!(
+    /// Cloud IP id: `cip-` followed by lowercase letters and digits, such as `cip-k4a25`.
+    CloudIpId,
+    "cip",
+    "cloud IP id",
+    "cip-k4a25"
+);

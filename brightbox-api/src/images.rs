@@ -8,8 +8,8 @@ use url::Url;
 
 use crate::client::{Call, Client};
 use crate::error::{Error, Result};
-use crate::id::ImageId;
-use crate::wait::WaitOptions;
+use crate::id::{AccountId, ImageId, ServerId, VolumeId};
+use crate::wait::{Resource, Verdict, WaitOptions, WaitProgress, poll_until};
 
 open_string_enum!(
     /// Lifecycle status of an image.
@@ -150,7 +150,7 @@ pub struct Image {
 }
 
 /// Decodes `null` as the type's default value.
-fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Default + Deserialize<'de>,
@@ -173,6 +173,12 @@ pub enum ImageSource {
     /// The URL must stay valid until the download ends, so a temporary URL needs enough lifetime.
     #[serde(rename = "http_url")]
     HttpUrl(Url),
+    /// Snapshot of a server's disk, sent as `server`.
+    #[serde(rename = "server")]
+    Server(ServerId),
+    /// Snapshot of a volume, sent as `volume`.
+    #[serde(rename = "volume")]
+    Volume(VolumeId),
 }
 
 impl ImageSource {
@@ -201,6 +207,7 @@ impl ImageSource {
                 }
                 Ok(())
             }
+            ImageSource::Server(_) | ImageSource::Volume(_) => Ok(()),
             ImageSource::HttpUrl(url) => {
                 if matches!(url.scheme(), "http" | "https") {
                     Ok(())
@@ -343,8 +350,9 @@ impl<'a> Images<'a> {
     ///
     /// # Errors
     ///
-    /// Authentication errors ([`Error::Auth`], [`Error::OtpRequired`]), [`Error::Api`] for an error status after
-    /// retries, [`Error::Transport`] and [`Error::Decode`].
+    /// Authentication errors ([`Error::Unauthenticated`], [`Error::TwoFactorRequired`]), the status errors
+    /// ([`Error::Forbidden`], [`Error::Server`], [`Error::RateLimited`] and others) after retries,
+    /// [`Error::Transport`] and [`Error::Decode`].
     #[tracing::instrument(name = "brightbox_api.images.list", skip_all)]
     pub async fn list(&self) -> Result<Vec<Image>> {
         let call = Call::get("1.0/images".to_owned(), "image list".to_owned());
@@ -371,7 +379,7 @@ impl<'a> Images<'a> {
     ///
     /// [`Error::InvalidRequest`] before sending when the name is empty, the arch is unknown, an FTP file name has
     /// characters outside letters, digits and `-_+.~^`, or an HTTP source is not `http`/`https`.
-    /// [`Error::Api`] when the server rejects the request (for example 422 with the reasons in `errors`), plus the
+    /// [`Error::Validation`] when the server rejects the request (for example 422 with the reasons in `errors`), plus the
     /// authentication, transport and decode errors of [`Images::list`].
     #[tracing::instrument(name = "brightbox_api.images.register", skip_all, fields(name = %request.name))]
     pub async fn register(&self, request: &RegisterImage) -> Result<Image> {
@@ -394,16 +402,570 @@ impl<'a> Images<'a> {
     /// Polls an image until it is usable; see [`WaitOptions`] for the schedule.
     ///
     /// Returns the image once its status is `available`, or `deprecated`, which is also usable. Statuses
-    /// `creating`, `unavailable` and unknown values keep the wait going.
+    /// `creating`, `unavailable` and unknown values keep the wait going; unknown ones are logged with
+    /// `tracing::warn!`.
     ///
     /// Dropping the returned future stops the wait and leaves the image as it is.
     ///
     /// # Errors
     ///
-    /// - [`Error::ImageFailed`] when the image reaches `failed`, `deleting` or `deleted`; it carries the image.
-    /// - [`Error::WaitTimedOut`] when `options.timeout` passes first; it carries the last status seen.
+    /// - [`Error::WaitFailed`] when the image reaches `failed`, `deleting` or `deleted`; it carries the image.
+    /// - [`Error::WaitTimedOut`] when `options.timeout` passes first; it carries the last poll.
     /// - Any error of [`Images::get`], such as [`Error::NotFound`], ends the wait at once.
     pub async fn wait_until_available(&self, id: &ImageId, options: &WaitOptions) -> Result<Image> {
-        crate::wait::wait_until_available(self, id, options).await
+        self.wait_until_available_with_progress(id, options, |_| {})
+            .await
+    }
+
+    /// Polls an image like [`wait_until_available`](Self::wait_until_available) and calls `on_poll` after every
+    /// poll, for example to show `disk_size` growing while the image is `creating`.
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`Images::wait_until_available`].
+    #[tracing::instrument(name = "brightbox_api.images.wait_until_available", skip_all, fields(image_id = %id))]
+    pub async fn wait_until_available_with_progress(
+        &self,
+        id: &ImageId,
+        options: &WaitOptions,
+        on_poll: impl FnMut(&WaitProgress<'_, Image>),
+    ) -> Result<Image> {
+        self.wait_with(
+            id,
+            options,
+            "available",
+            |status| status.is_usable(),
+            false,
+            on_poll,
+        )
+        .await
+    }
+
+    /// Polls an image until its status is `target`, such as [`ImageStatus::Deleted`] after
+    /// [`destroy`](Self::destroy).
+    ///
+    /// `failed`, `deleting` and `deleted` end the wait unless the target is one of them; while waiting for
+    /// `deleted`, `deleting` keeps the wait going.
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`Images::wait_until_available`].
+    #[tracing::instrument(name = "brightbox_api.images.wait_for_status", skip_all, fields(image_id = %id, target = %target))]
+    pub async fn wait_for_status(
+        &self,
+        id: &ImageId,
+        target: ImageStatus,
+        options: &WaitOptions,
+    ) -> Result<Image> {
+        let target_name = target.as_str().to_owned();
+        let deleting_is_progress = target == ImageStatus::Deleted;
+        self.wait_with(
+            id,
+            options,
+            &target_name,
+            |status| *status == target,
+            deleting_is_progress,
+            |_| {},
+        )
+        .await
+    }
+
+    async fn wait_with(
+        &self,
+        id: &ImageId,
+        options: &WaitOptions,
+        target: &str,
+        is_target: impl Fn(&ImageStatus) -> bool,
+        deleting_is_progress: bool,
+        mut on_poll: impl FnMut(&WaitProgress<'_, Image>),
+    ) -> Result<Image> {
+        let classify = |image: &Image| {
+            if is_target(&image.status) {
+                Verdict::Done
+            } else if deleting_is_progress && image.status == ImageStatus::Deleting {
+                Verdict::Transient
+            } else if image.status.is_dead() {
+                Verdict::Terminal
+            } else if matches!(image.status, ImageStatus::Unknown(_)) {
+                Verdict::Unknown
+            } else {
+                Verdict::Transient
+            }
+        };
+        poll_until(
+            options,
+            target,
+            || self.get(id),
+            classify,
+            Resource::Image,
+            |progress: &WaitProgress<'_, Image>| {
+                tracing::debug!(
+                    poll = progress.poll,
+                    status = %progress.current.status,
+                    disk_size = progress.current.disk_size,
+                    "polled image"
+                );
+                on_poll(progress);
+            },
+        )
+        .await
+    }
+
+    /// Changes an image's metadata or status (`PUT /1.0/images/{id}`) and returns the updated image.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidRequest`] before sending when the update sets nothing, [`Error::Validation`] when the API
+    /// rejects a value, [`Error::NotFound`], and the errors of [`Images::list`].
+    #[tracing::instrument(name = "brightbox_api.images.update", skip_all, fields(image_id = %id))]
+    pub async fn update(&self, id: &ImageId, update: &UpdateImage) -> Result<Image> {
+        let body = serde_json::to_value(update).map_err(|source| Error::InvalidRequest {
+            field: "body",
+            value: id.to_string(),
+            reason: format!("cannot encode the update as JSON: {source}"),
+        })?;
+        if body.as_object().is_some_and(|fields| fields.is_empty()) {
+            return Err(Error::InvalidRequest {
+                field: "body",
+                value: id.to_string(),
+                reason: "the update sets no field; call at least one UpdateImage setter".to_owned(),
+            });
+        }
+        let call = Call::put(
+            format!("1.0/images/{id}"),
+            format!("image {id}"),
+            Some(body),
+        );
+        self.client.call_json(&call).await
+    }
+
+    /// Deletes an image (`DELETE /1.0/images/{id}`). The API returns 202 and removes it in the background. A
+    /// locked image cannot be deleted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`]; [`Error::Conflict`], [`Error::Forbidden`] or [`Error::Validation`] when the image is
+    /// locked (the API documents no fixed status for that); and the errors of [`Images::list`].
+    #[tracing::instrument(name = "brightbox_api.images.destroy", skip_all, fields(image_id = %id))]
+    pub async fn destroy(&self, id: &ImageId) -> Result<()> {
+        let call = Call::delete(format!("1.0/images/{id}"), format!("image {id}"));
+        let reply = self.client.execute(&call).await?;
+        tracing::info!(status = reply.status, "image deletion accepted");
+        Ok(())
+    }
+
+    /// Locks an image against deletion (`PUT /1.0/images/{id}/lock_resource`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] and the errors of [`Images::list`].
+    #[tracing::instrument(name = "brightbox_api.images.lock", skip_all, fields(image_id = %id))]
+    pub async fn lock(&self, id: &ImageId) -> Result<()> {
+        let call = Call::put(
+            format!("1.0/images/{id}/lock_resource"),
+            format!("image {id}"),
+            None,
+        );
+        self.client.execute(&call).await?;
+        Ok(())
+    }
+
+    /// Unlocks an image (`PUT /1.0/images/{id}/unlock_resource`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] and the errors of [`Images::list`].
+    #[tracing::instrument(name = "brightbox_api.images.unlock", skip_all, fields(image_id = %id))]
+    pub async fn unlock(&self, id: &ImageId) -> Result<()> {
+        let call = Call::put(
+            format!("1.0/images/{id}/unlock_resource"),
+            format!("image {id}"),
+            None,
+        );
+        self.client.execute(&call).await?;
+        Ok(())
+    }
+
+    /// Lists the images and keeps those that match `filter`. The API has no server-side filters, so this
+    /// fetches the whole list.
+    ///
+    /// With [`ImageFilter::mine_only`], the caller's account is the client's
+    /// [`account_id`](crate::ClientBuilder::account_id) or, when none is set, the account returned by
+    /// `GET /1.0/account`.
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`Images::list`] and, for `mine_only` without an account id, of
+    /// [`Accounts::current`](crate::Accounts::current).
+    #[tracing::instrument(name = "brightbox_api.images.list_filtered", skip_all)]
+    pub async fn list_filtered(&self, filter: &ImageFilter) -> Result<Vec<Image>> {
+        let my_account = if filter.mine_only {
+            match self.client.account_id() {
+                Some(id) => Some(id.clone()),
+                None => Some(self.client.accounts().current().await?.id),
+            }
+        } else {
+            None
+        };
+        let images = self.list().await?;
+        Ok(images
+            .into_iter()
+            .filter(|image| filter.matches(image, my_account.as_ref()))
+            .collect())
+    }
+
+    /// Returns the matching image with the latest `created_at`, or `None` when none matches.
+    ///
+    /// Images without `created_at` come last; equal times are ordered by id so the result is stable. Names are
+    /// never used for ordering, because names such as `ubuntu-24.04` and `ubuntu-24.10` need not sort by date.
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`Images::list_filtered`].
+    pub async fn most_recent(&self, filter: &ImageFilter) -> Result<Option<Image>> {
+        let images = self.list_filtered(filter).await?;
+        Ok(most_recent(images))
+    }
+}
+
+/// Returns the image with the latest `created_at`, breaking ties by id.
+pub(crate) fn most_recent(images: Vec<Image>) -> Option<Image> {
+    images.into_iter().max_by(|a, b| {
+        a.created_at
+            .cmp(&b.created_at)
+            .then_with(|| a.id.cmp(&b.id))
+    })
+}
+
+/// Body of `PUT /1.0/images/{id}`: only the fields set are sent.
+///
+/// ```
+/// use brightbox_api::UpdateImage;
+///
+/// let update = UpdateImage::new().name("debian-13-old").deprecated(true);
+/// # let _ = update;
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UpdateImage {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arch: Option<Arch>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<ImageStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    public: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compatibility_mode: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    min_ram: Option<u64>,
+}
+
+impl UpdateImage {
+    /// Creates an update that changes nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the display name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the description.
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+
+    /// Sets the default login user.
+    pub fn username(mut self, username: impl Into<String>) -> Self {
+        self.username = Some(username.into());
+        self
+    }
+
+    /// Sets the architecture.
+    pub fn arch(mut self, arch: Arch) -> Self {
+        self.arch = Some(arch);
+        self
+    }
+
+    /// Deprecates the image (status `deprecated`: hidden from lists, still usable by id) or, with `false`, makes
+    /// it `available` again.
+    pub fn deprecated(mut self, deprecated: bool) -> Self {
+        self.status = Some(if deprecated {
+            ImageStatus::Deprecated
+        } else {
+            ImageStatus::Available
+        });
+        self
+    }
+
+    /// Sets whether other accounts can see the image.
+    pub fn public(mut self, public: bool) -> Self {
+        self.public = Some(public);
+        self
+    }
+
+    /// Sets whether servers use emulated devices instead of virtio.
+    pub fn compatibility_mode(mut self, enabled: bool) -> Self {
+        self.compatibility_mode = Some(enabled);
+        self
+    }
+
+    /// Sets the minimum server RAM in MB.
+    pub fn min_ram(mut self, megabytes: u64) -> Self {
+        self.min_ram = Some(megabytes);
+        self
+    }
+}
+
+/// Name condition of an [`ImageFilter`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NamePattern {
+    /// The name contains this text (case-sensitive).
+    Contains(String),
+    /// The whole name matches this glob: `*` matches any run of characters, `?` one character.
+    Glob(String),
+}
+
+impl NamePattern {
+    /// Returns whether `name` matches.
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            NamePattern::Contains(text) => name.contains(text.as_str()),
+            NamePattern::Glob(pattern) => glob_matches(pattern, name),
+        }
+    }
+}
+
+/// Matches `text` against a glob with `*` and `?`, by characters.
+fn glob_matches(pattern: &str, text: &str) -> bool {
+    let pattern: Vec<char> = pattern.chars().collect();
+    let text: Vec<char> = text.chars().collect();
+    let (mut p, mut t) = (0, 0);
+    // Position after the last `*` and the text position it was tried at, for backtracking.
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some('*') => {
+                star = Some((p + 1, t));
+                p += 1;
+            }
+            Some(&c) if c == '?' || c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((after_star, tried)) => {
+                    p = after_star;
+                    t = tried + 1;
+                    star = Some((after_star, tried + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == '*')
+}
+
+/// Conditions applied client side to the image list; every condition set must hold.
+///
+/// ```
+/// use brightbox_api::{Arch, ImageFilter, ImageStatus, NamePattern};
+///
+/// let filter = ImageFilter::new()
+///     .official(true)
+///     .arch(Arch::X86_64)
+///     .status(ImageStatus::Available)
+///     .name(NamePattern::Glob("ubuntu-noble-*".to_owned()));
+/// # let _ = filter;
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageFilter {
+    owner: Option<AccountId>,
+    mine_only: bool,
+    status: Option<ImageStatus>,
+    official: Option<bool>,
+    public: Option<bool>,
+    arch: Option<Arch>,
+    source_type: Option<SourceType>,
+    source_trigger: Option<String>,
+    name: Option<NamePattern>,
+    username: Option<String>,
+}
+
+impl ImageFilter {
+    /// Creates a filter that matches every image.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keeps images owned by this account.
+    pub fn owner(mut self, owner: AccountId) -> Self {
+        self.owner = Some(owner);
+        self
+    }
+
+    /// Keeps only the caller's own images; see [`Images::list_filtered`] for how the account is found.
+    pub fn mine_only(mut self, mine_only: bool) -> Self {
+        self.mine_only = mine_only;
+        self
+    }
+
+    /// Keeps images in this status.
+    pub fn status(mut self, status: ImageStatus) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Keeps official (Brightbox-provided) images, or with `false` the others.
+    pub fn official(mut self, official: bool) -> Self {
+        self.official = Some(official);
+        self
+    }
+
+    /// Keeps public images, or with `false` private ones.
+    pub fn public(mut self, public: bool) -> Self {
+        self.public = Some(public);
+        self
+    }
+
+    /// Keeps images of this architecture.
+    pub fn arch(mut self, arch: Arch) -> Self {
+        self.arch = Some(arch);
+        self
+    }
+
+    /// Keeps uploads or snapshots.
+    pub fn source_type(mut self, source_type: SourceType) -> Self {
+        self.source_type = Some(source_type);
+        self
+    }
+
+    /// Keeps snapshots with this trigger: `manual` or `schedule`.
+    pub fn source_trigger(mut self, trigger: impl Into<String>) -> Self {
+        self.source_trigger = Some(trigger.into());
+        self
+    }
+
+    /// Keeps images whose name matches.
+    pub fn name(mut self, pattern: NamePattern) -> Self {
+        self.name = Some(pattern);
+        self
+    }
+
+    /// Keeps images whose default login user is this one.
+    pub fn username(mut self, username: impl Into<String>) -> Self {
+        self.username = Some(username.into());
+        self
+    }
+
+    /// Returns whether `image` meets every condition. `my_account` is used by
+    /// [`mine_only`](Self::mine_only); with `None`, `mine_only` matches nothing.
+    pub fn matches(&self, image: &Image, my_account: Option<&AccountId>) -> bool {
+        let owner = image.owner.as_deref();
+        if let Some(expected) = &self.owner
+            && owner != Some(expected.as_str())
+        {
+            return false;
+        }
+        if self.mine_only && (my_account.is_none() || owner != my_account.map(AccountId::as_str)) {
+            return false;
+        }
+        if self.status.as_ref().is_some_and(|s| *s != image.status)
+            || self.official.is_some_and(|o| o != image.official)
+            || self.public.is_some_and(|p| p != image.public)
+            || self.arch.as_ref().is_some_and(|a| *a != image.arch)
+        {
+            return false;
+        }
+        if let Some(expected) = &self.source_type
+            && image.source_type.as_ref() != Some(expected)
+        {
+            return false;
+        }
+        if let Some(expected) = &self.source_trigger
+            && image.source_trigger.as_deref() != Some(expected.as_str())
+        {
+            return false;
+        }
+        if let Some(pattern) = &self.name
+            && !image
+                .name
+                .as_deref()
+                .is_some_and(|name| pattern.matches(name))
+        {
+            return false;
+        }
+        if let Some(expected) = &self.username
+            && image.username.as_deref() != Some(expected.as_str())
+        {
+            return false;
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(id: &str, created_at: Option<&str>) -> Image {
+        serde_json::from_value(serde_json::json!({
+            "id": id,
+            "status": "available",
+            "arch": "x86_64",
+            "created_at": created_at,
+        }))
+        .expect("test image decodes")
+    }
+
+    #[test]
+    fn most_recent_puts_missing_dates_last() {
+        let images = vec![
+            image("img-aaaaa", None),
+            image("img-bbbbb", Some("2025-01-01T00:00:00Z")),
+            image("img-ccccc", Some("2024-01-01T00:00:00Z")),
+        ];
+        assert_eq!(
+            most_recent(images).map(|i| i.id.into_string()).as_deref(),
+            Some("img-bbbbb")
+        );
+
+        let undated = vec![image("img-bbbbb", None), image("img-aaaaa", None)];
+        assert_eq!(
+            most_recent(undated).map(|i| i.id.into_string()).as_deref(),
+            Some("img-bbbbb")
+        );
+        assert!(most_recent(Vec::new()).is_none());
+    }
+
+    #[test]
+    fn glob_matches_stars_and_marks() {
+        for (pattern, text) in [
+            ("ubuntu-*", "ubuntu-noble-24.04"),
+            ("*-amd64", "debian-13-amd64"),
+            ("*", ""),
+            ("deb?an", "debian"),
+            ("a*b*c", "axxbyyc"),
+            ("a*b", "abab"),
+        ] {
+            assert!(glob_matches(pattern, text), "{pattern} vs {text}");
+        }
+        for (pattern, text) in [
+            ("ubuntu-*", "xubuntu-1"),
+            ("deb?an", "debiian"),
+            ("a*b", "abac"),
+            ("", "x"),
+        ] {
+            assert!(!glob_matches(pattern, text), "{pattern} vs {text}");
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! Retry policy for idempotent requests: backoff with jitter and `Retry-After` parsing.
+//! Retry policy: backoff with jitter and `Retry-After` parsing.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -6,11 +6,17 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
-/// Retry policy for idempotent requests (`GET`) that fail with HTTP 429, 502, 503 or 504, a connection failure or a
-/// timeout.
+/// Retry policy for requests that fail with HTTP 429, 502, 503 or 504, a connection failure or a timeout.
 ///
-/// Requests that create something, such as registering an image, are never retried because a repeat could create
-/// a duplicate.
+/// `GET`, `PUT` and `DELETE` requests, and token requests, are retried on all of these. A `POST` that creates
+/// something (an image, a server, a snapshot, an FTP password) is resent in two cases only. One is a connection
+/// that could not be opened (TCP or TLS), so no request reached the server. The other is a 429, which means the
+/// server did not process it. After a 502, 503, 504 or a timeout the server may have acted on the request, and a
+/// repeat could create a duplicate.
+///
+/// Errors returned after retries carry the number of attempts and the time spent
+/// ([`ApiError::attempts`](crate::ApiError::attempts), [`ApiError::elapsed`](crate::ApiError::elapsed),
+/// [`Error::Transport`](crate::Error::Transport)).
 ///
 /// ```
 /// use std::time::Duration;

@@ -1,15 +1,16 @@
-//! Polling an image until it becomes usable.
+//! Waiters: polling an image, server or volume until it reaches a status.
 
+use std::future::Future;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::id::ImageId;
-use crate::images::{Image, Images};
+use crate::images::Image;
 use crate::retry::random_fraction;
+use crate::servers::{Server, Volume};
 
-/// Schedule of [`Images::wait_until_available`].
+/// Schedule of the waiters, such as [`Images::wait_until_available`](crate::Images::wait_until_available).
 ///
 /// The first poll happens at once. The pause after each poll starts at `interval`, doubles after every poll up to
 /// `max_interval`, and gets up to 10 % random extra so that many waiters spread out. The last pause is cut short
@@ -62,47 +63,148 @@ impl WaitOptions {
     }
 }
 
+/// Resource a waiter polled, as the API last returned it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Resource {
+    /// An image.
+    Image(Image),
+    /// A server.
+    Server(Server),
+    /// A volume.
+    Volume(Volume),
+}
+
+impl Resource {
+    /// Returns the kind of resource: `image`, `server` or `volume`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Resource::Image(_) => "image",
+            Resource::Server(_) => "server",
+            Resource::Volume(_) => "volume",
+        }
+    }
+
+    /// Returns the id, such as `img-3ikco`.
+    pub fn id(&self) -> &str {
+        match self {
+            Resource::Image(image) => image.id.as_str(),
+            Resource::Server(server) => server.id.as_str(),
+            Resource::Volume(volume) => volume.id.as_str(),
+        }
+    }
+
+    /// Returns the status as the API spells it.
+    pub fn status(&self) -> &str {
+        match self {
+            Resource::Image(image) => image.status.as_str(),
+            Resource::Server(server) => server.status.as_str(),
+            Resource::Volume(volume) => volume.status.as_str(),
+        }
+    }
+}
+
+/// State of a wait after each poll, passed to the progress callback.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct WaitProgress<'a, T> {
+    /// Resource as returned by this poll.
+    pub current: &'a T,
+    /// Number of polls so far, this one included.
+    pub poll: u32,
+    /// Time since the wait started.
+    pub elapsed: Duration,
+}
+
+/// How a waiter classifies a polled status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// The target status is reached.
+    Done,
+    /// The resource can never reach the target.
+    Terminal,
+    /// A known status on the way to the target.
+    Transient,
+    /// A status this crate does not know; treated as transient.
+    Unknown,
+}
+
 /// Smallest pause between polls, so that a zero interval cannot turn the wait into a busy loop.
 const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
-#[tracing::instrument(name = "brightbox_api.images.wait_until_available", skip_all, fields(image_id = %id))]
-pub(crate) async fn wait_until_available(
-    images: &Images<'_>,
-    id: &ImageId,
+/// Polls `fetch` on the [`WaitOptions`] schedule until `classify` returns [`Verdict::Done`].
+///
+/// `wrap` turns the resource into a [`Resource`] for errors; `on_poll` runs after every poll.
+pub(crate) async fn poll_until<T, Fut>(
     options: &WaitOptions,
-) -> Result<Image> {
+    target: &str,
+    mut fetch: impl FnMut() -> Fut,
+    classify: impl Fn(&T) -> Verdict,
+    wrap: impl Fn(T) -> Resource,
+    mut on_poll: impl FnMut(&WaitProgress<'_, T>),
+) -> Result<T>
+where
+    T: Clone,
+    Fut: Future<Output = Result<T>>,
+{
     let started = Instant::now();
     let deadline = started + options.timeout;
     let max_interval = options.max_interval.max(MIN_INTERVAL);
     let mut interval = options.interval.clamp(MIN_INTERVAL, max_interval);
     let mut poll = 0u32;
+    let mut warned_status: Option<String> = None;
 
     loop {
         poll += 1;
-        let image = images.get(id).await?;
-        tracing::debug!(
-            image_id = %id,
-            status = %image.status,
-            disk_size = image.disk_size,
+        let current = fetch().await?;
+        on_poll(&WaitProgress {
+            current: &current,
             poll,
-            "polled image"
-        );
+            elapsed: started.elapsed(),
+        });
 
-        if image.status.is_usable() {
-            return Ok(image);
-        }
-        if image.status.is_dead() {
-            return Err(Error::ImageFailed {
-                image: Box::new(image),
-            });
+        match classify(&current) {
+            Verdict::Done => return Ok(current),
+            Verdict::Terminal => {
+                let last = Box::new(wrap(current));
+                tracing::warn!(
+                    kind = last.kind(),
+                    id = last.id(),
+                    status = last.status(),
+                    target,
+                    "wait ended in a terminal status"
+                );
+                return Err(Error::WaitFailed {
+                    last,
+                    target: target.to_owned(),
+                });
+            }
+            Verdict::Unknown => {
+                let last = wrap(current.clone());
+                // Warn once per unknown status so that a long wait does not repeat the same line every poll.
+                if warned_status.as_deref() != Some(last.status()) {
+                    tracing::warn!(
+                        kind = last.kind(),
+                        id = last.id(),
+                        status = last.status(),
+                        poll,
+                        "unknown status while waiting; treating it as transient"
+                    );
+                    warned_status = Some(last.status().to_owned());
+                } else {
+                    tracing::debug!(status = last.status(), poll, "unknown status again");
+                }
+            }
+            Verdict::Transient => {}
         }
 
         let now = Instant::now();
         if now >= deadline {
             return Err(Error::WaitTimedOut {
-                id: id.clone(),
-                last_status: image.status,
+                last: Box::new(wrap(current)),
+                target: target.to_owned(),
                 elapsed: now - started,
+                polls: poll,
             });
         }
 

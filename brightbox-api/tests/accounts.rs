@@ -104,15 +104,12 @@ async fn get_missing_account_is_not_found() {
         .expect_err("account is missing");
 
     match &error {
-        Error::NotFound {
-            resource,
-            path,
-            request_id,
-            ..
-        } => {
+        Error::NotFound { resource, api } => {
             assert_eq!(resource, "account acc-43ks4");
-            assert_eq!(path, "/1.0/accounts/acc-43ks4");
-            assert_eq!(request_id.as_deref(), Some("req-404-acc"));
+            assert_eq!(api.path, "/1.0/accounts/acc-43ks4");
+            assert_eq!(api.request_id.as_deref(), Some("req-404-acc"));
+            assert_eq!(api.error_name.as_deref(), Some("missing_resource"));
+            assert_eq!(api.errors, vec!["Resource not found"]);
         }
         other => panic!("expected Error::NotFound, got {other:?}"),
     }
@@ -197,19 +194,95 @@ async fn reset_ftp_password_gone_is_service_retired() {
         .expect_err("the FTP service is retired");
 
     match &error {
-        Error::FtpServiceRetired {
-            account,
-            path,
-            request_id,
-        } => {
-            assert_eq!(account, &account_id());
-            assert_eq!(path, "/1.0/accounts/acc-43ks4/reset_ftp_password");
-            assert_eq!(request_id.as_deref(), Some("req-410-ftp"));
+        Error::FtpServiceRetired { account, api } => {
+            assert_eq!(account.as_ref(), Some(&account_id()));
+            assert_eq!(api.status, 410);
+            assert_eq!(api.path, "/1.0/accounts/acc-43ks4/reset_ftp_password");
+            assert_eq!(api.request_id.as_deref(), Some("req-410-ftp"));
+            assert_eq!(api.error_name.as_deref(), Some("gone"));
+            assert_eq!(api.errors, vec!["This feature has been removed"]);
         }
         other => panic!("expected Error::FtpServiceRetired, got {other:?}"),
     }
     let message = error.to_string();
     assert!(message.contains("retired"), "{message}");
     assert!(message.contains("ImageSource::HttpUrl"), "{message}");
+    assert!(message.contains("http_url"), "{message}");
     assert!(!error.is_retryable());
+}
+
+#[tokio::test]
+async fn current_account_uses_scoped_route() {
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    Mock::given(method("GET"))
+        .and(path("/1.0/account"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture(ACCOUNT_JSON)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    mount_catch_all(&server).await;
+
+    let account = client(&server)
+        .accounts()
+        .current()
+        .await
+        .expect("current account");
+
+    assert_eq!(account.id, account_id());
+}
+
+#[tokio::test]
+async fn scoped_reset_gone_is_service_retired() {
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/1.0/account/reset_ftp_password"))
+        .respond_with(ResponseTemplate::new(410).set_body_json(
+            json!({"error_name": "gone", "errors": ["This feature has been removed"]}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    mount_catch_all(&server).await;
+
+    let error = client(&server)
+        .accounts()
+        .reset_ftp_password_current()
+        .await
+        .expect_err("the FTP service is retired");
+
+    match &error {
+        Error::FtpServiceRetired { account, api } => {
+            assert_eq!(account, &None);
+            assert_eq!(api.path, "/1.0/account/reset_ftp_password");
+        }
+        other => panic!("expected Error::FtpServiceRetired, got {other:?}"),
+    }
+    assert!(error.to_string().contains("http_url"), "{error}");
+}
+
+#[tokio::test]
+async fn scoped_reset_returns_credentials() {
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    let mut reset = fixture(ACCOUNT_JSON);
+    reset["library_ftp_password"] = json!("fresh-ftp-pw");
+    Mock::given(method("POST"))
+        .and(path("/1.0/account/reset_ftp_password"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(reset))
+        .expect(1)
+        .mount(&server)
+        .await;
+    mount_catch_all(&server).await;
+
+    let credentials = client(&server)
+        .accounts()
+        .reset_ftp_password_current()
+        .await
+        .expect("reset succeeds");
+
+    assert_eq!(credentials.user, "acc-43ks4");
+    assert_eq!(credentials.password.expose_secret(), "fresh-ftp-pw");
+    assert!(!format!("{credentials:?}").contains("fresh-ftp-pw"));
 }

@@ -241,22 +241,16 @@ async fn invalid_token_twice_is_auth_error() {
         .await
         .expect_err("token is always rejected");
 
-    match &error {
-        Error::Auth {
-            status,
-            error,
-            description,
-            ..
-        } => {
-            assert_eq!(*status, 401);
-            assert_eq!(error, "invalid_token");
-            assert_eq!(
-                description.as_deref(),
-                Some("The OAuth token can not be found")
-            );
-        }
-        other => panic!("expected Error::Auth, got {other:?}"),
-    }
+    let Error::Unauthenticated(api) = &error else {
+        panic!("expected Error::Unauthenticated, got {error:?}");
+    };
+    assert_eq!(api.status, 401);
+    assert_eq!(api.oauth_error.as_deref(), Some("invalid_token"));
+    assert_eq!(
+        api.oauth_error_description.as_deref(),
+        Some("The OAuth token can not be found")
+    );
+    assert_eq!(api.path, "/1.0/images");
     assert_eq!(count_requests(&server, "POST", "/token").await, 2);
 }
 
@@ -284,20 +278,18 @@ async fn invalid_client_is_typed_auth_error() {
         .await
         .expect_err("credentials are rejected");
 
-    match &error {
-        Error::Auth {
-            status,
-            error,
-            description,
-            request_id,
-        } => {
-            assert_eq!(*status, 401);
-            assert_eq!(error, "invalid_client");
-            assert_eq!(description.as_deref(), Some("Client authentication failed"));
-            assert_eq!(request_id.as_deref(), Some("req-token-401"));
-        }
-        other => panic!("expected Error::Auth, got {other:?}"),
-    }
+    let Error::Unauthenticated(api) = &error else {
+        panic!("expected Error::Unauthenticated, got {error:?}");
+    };
+    assert_eq!(api.status, 401);
+    assert_eq!(api.path, "/token");
+    assert_eq!(api.oauth_error.as_deref(), Some("invalid_client"));
+    assert_eq!(
+        api.oauth_error_description.as_deref(),
+        Some("Client authentication failed")
+    );
+    assert_eq!(api.request_id.as_deref(), Some("req-token-401"));
+    assert_eq!(error.request_id(), Some("req-token-401"));
     assert!(!error.is_retryable());
     let text = format!("{} {:?}", error_chain(&error), error);
     assert!(text.contains("invalid_client"), "{text}");
@@ -327,7 +319,8 @@ async fn invalid_grant_is_typed_auth_error() {
         .expect_err("grant is rejected");
 
     assert!(
-        matches!(&error, Error::Auth { status: 400, error, .. } if error == "invalid_grant"),
+        matches!(&error, Error::Unauthenticated(api)
+            if api.status == 400 && api.oauth_error.as_deref() == Some("invalid_grant")),
         "{error:?}"
     );
 }
@@ -353,7 +346,16 @@ async fn otp_required_has_own_variant() {
         .await
         .expect_err("OTP is required");
 
-    assert!(matches!(error, Error::OtpRequired { .. }), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            Error::TwoFactorRequired {
+                code_rejected: false,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
     assert!(error.to_string().contains("X-Brightbox-OTP"), "{error}");
 }
 

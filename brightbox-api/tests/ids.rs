@@ -2,7 +2,10 @@
 
 use std::collections::HashSet;
 
-use brightbox_api::{AccountId, Arch, ImageId, ImageStatus};
+use brightbox_api::{
+    AccountId, AppId, Arch, ClientId, CloudIpId, ImageId, ImageStatus, ParseIdError, ServerGroupId,
+    ServerId, ServerStatus, ServerTypeId, UserId, VolumeId, VolumeStatus, ZoneId,
+};
 
 #[test]
 fn image_id_parses_valid_values() {
@@ -118,4 +121,45 @@ fn image_status_maps_every_known_value() {
     assert!(ImageStatus::Deprecated.is_usable());
     assert!(ImageStatus::Deleting.is_dead());
     assert!(!ImageStatus::Unavailable.is_dead());
+}
+
+/// Parses `valid` and `other` (an id of another kind) as `T` and checks the prefix in the rejection.
+fn check_kind<T>(valid: &str, other: &str, prefix: &str)
+where
+    T: std::str::FromStr<Err = ParseIdError> + std::fmt::Display,
+{
+    let id = valid
+        .parse::<T>()
+        .unwrap_or_else(|e| panic!("{valid}: {e}"));
+    assert_eq!(id.to_string(), valid);
+
+    let error = other.parse::<T>().err().expect("other kind is rejected");
+    assert_eq!(error.expected_prefix(), prefix);
+    assert!(error.to_string().contains(other), "{error}");
+}
+
+#[test]
+fn every_id_kind_checks_its_prefix() {
+    check_kind::<ServerId>("srv-lv426", "vol-po5we", "srv");
+    check_kind::<VolumeId>("vol-po5we", "srv-lv426", "vol");
+    check_kind::<ServerTypeId>("typ-zx45f", "zon-328ds", "typ");
+    check_kind::<ZoneId>("zon-328ds", "typ-zx45f", "zon");
+    check_kind::<UserId>("usr-kl435", "acc-43ks4", "usr");
+    check_kind::<ClientId>("cli-abc12", "app-12345", "cli");
+    check_kind::<AppId>("app-12345", "cli-abc12", "app");
+    check_kind::<ServerGroupId>("grp-98v4n", "srv-lv426", "grp");
+    check_kind::<CloudIpId>("cip-k4a25", "img-3ikco", "cip");
+}
+
+#[test]
+fn server_and_volume_status_keep_unknown_values() {
+    let status: ServerStatus = serde_json::from_str("\"migrating\"").expect("decodes");
+    assert_eq!(status, ServerStatus::Unknown("migrating".to_owned()));
+    assert_eq!(status.as_str(), "migrating");
+
+    let status: VolumeStatus = serde_json::from_str("\"detached\"").expect("decodes");
+    assert_eq!(status, VolumeStatus::Detached);
+    assert!(!status.is_dead());
+    assert!(VolumeStatus::Failed.is_dead());
+    assert!(ServerStatus::Deleted.is_dead());
 }

@@ -1,8 +1,10 @@
-//! Image endpoints: registration, decoding of image JSON, and API error details.
+//! Image endpoints: registration, update, deletion, locking, decoding of image JSON, and API error details.
 
 mod common;
 
-use brightbox_api::{Arch, Error, ImageId, ImageSource, ImageStatus, RegisterImage, SourceType};
+use brightbox_api::{
+    Arch, Error, ImageId, ImageSource, ImageStatus, RegisterImage, SourceType, UpdateImage,
+};
 use common::*;
 use serde_json::json;
 use wiremock::matchers::{body_json, header, method, path};
@@ -178,8 +180,8 @@ async fn register_422_keeps_error_details() {
         .await
         .expect_err("server rejects");
 
-    let Error::Api(api) = &error else {
-        panic!("expected Error::Api, got {error:?}");
+    let Error::Validation(api) = &error else {
+        panic!("expected Error::Validation, got {error:?}");
     };
     assert_eq!(api.status, 422);
     assert_eq!(api.method, "POST");
@@ -435,4 +437,203 @@ async fn image_serialises_back_to_api_names() {
     assert_eq!(value["source_type"], "upload");
     let again: brightbox_api::Image = serde_json::from_value(value).expect("round trip decodes");
     assert_eq!(again, image);
+}
+
+#[tokio::test]
+async fn register_from_server_and_volume() {
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    for (source, key, value) in [
+        (
+            ImageSource::Server("srv-lv426".parse().expect("valid id")),
+            "server",
+            "srv-lv426",
+        ),
+        (
+            ImageSource::Volume("vol-po5we".parse().expect("valid id")),
+            "volume",
+            "vol-po5we",
+        ),
+    ] {
+        let mut body = json!({"name": "snap", "arch": "x86_64"});
+        body[key] = json!(value);
+        let mut created = image_with("img-snap1", "creating");
+        created["source"] = json!(value);
+        created["source_type"] = json!("snapshot");
+        Mock::given(method("POST"))
+            .and(path("/1.0/images"))
+            .and(body_json(&body))
+            .respond_with(ResponseTemplate::new(201).set_body_json(created))
+            .expect(1)
+            .mount(&server)
+            .await;
+
+        let request = RegisterImage::new("snap", Arch::X86_64, source);
+        let image = client(&server)
+            .images()
+            .register(&request)
+            .await
+            .expect("register succeeds");
+        assert_eq!(image.source_type, Some(SourceType::Snapshot));
+        assert_eq!(image.source.as_deref(), Some(value));
+    }
+    mount_catch_all(&server).await;
+}
+
+#[tokio::test]
+async fn update_sends_only_set_fields() {
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    let mut updated = image_with("img-3ikco", "deprecated");
+    updated["public"] = json!(true);
+    Mock::given(method("PUT"))
+        .and(path("/1.0/images/img-3ikco"))
+        .and(body_json(
+            json!({"name": "debian-13-old", "status": "deprecated", "public": true}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(updated))
+        .expect(1)
+        .mount(&server)
+        .await;
+    mount_catch_all(&server).await;
+
+    let update = UpdateImage::new()
+        .name("debian-13-old")
+        .deprecated(true)
+        .public(true);
+    let image = client(&server)
+        .images()
+        .update(&image_id("img-3ikco"), &update)
+        .await
+        .expect("update succeeds");
+
+    assert_eq!(image.status, ImageStatus::Deprecated);
+    assert!(image.public);
+}
+
+#[tokio::test]
+async fn update_without_fields_is_rejected() {
+    let server = MockServer::start().await;
+    mount_catch_all(&server).await;
+
+    let error = client(&server)
+        .images()
+        .update(&image_id("img-3ikco"), &UpdateImage::new())
+        .await
+        .expect_err("nothing to update");
+
+    assert!(
+        matches!(&error, Error::InvalidRequest { field: "body", .. }),
+        "{error:?}"
+    );
+    assert_eq!(
+        server.received_requests().await.unwrap_or_default().len(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn update_retried_after_503() {
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    Mock::given(method("PUT"))
+        .and(path("/1.0/images/img-3ikco"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/1.0/images/img-3ikco"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(image_with("img-3ikco", "available")),
+        )
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    mount_catch_all(&server).await;
+
+    let image = client(&server)
+        .images()
+        .update(
+            &image_id("img-3ikco"),
+            &UpdateImage::new().deprecated(false),
+        )
+        .await
+        .expect("second attempt succeeds");
+
+    assert_eq!(image.status, ImageStatus::Available);
+    assert_eq!(
+        count_requests(&server, "PUT", "/1.0/images/img-3ikco").await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn destroy_accepts_202() {
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    Mock::given(method("DELETE"))
+        .and(path("/1.0/images/img-3ikco"))
+        .respond_with(ResponseTemplate::new(202).set_body_json(image_with("img-3ikco", "deleting")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    mount_catch_all(&server).await;
+
+    client(&server)
+        .images()
+        .destroy(&image_id("img-3ikco"))
+        .await
+        .expect("destroy succeeds");
+}
+
+#[tokio::test]
+async fn destroy_locked_image_keeps_reason() {
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    Mock::given(method("DELETE"))
+        .and(path("/1.0/images/img-3ikco"))
+        .respond_with(ResponseTemplate::new(409).set_body_json(json!({
+            "error_name": "resource_locked",
+            "errors": ["Image is locked and cannot be deleted"]
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    mount_catch_all(&server).await;
+
+    let error = client(&server)
+        .images()
+        .destroy(&image_id("img-3ikco"))
+        .await
+        .expect_err("image is locked");
+
+    let Error::Conflict(api) = &error else {
+        panic!("expected Error::Conflict, got {error:?}");
+    };
+    assert_eq!(api.error_name.as_deref(), Some("resource_locked"));
+    assert_eq!(api.errors, vec!["Image is locked and cannot be deleted"]);
+}
+
+#[tokio::test]
+async fn lock_and_unlock_use_put() {
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    for action in ["lock_resource", "unlock_resource"] {
+        Mock::given(method("PUT"))
+            .and(path(format!("/1.0/images/img-3ikco/{action}")))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(image_with("img-3ikco", "available")),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    mount_catch_all(&server).await;
+
+    let client = client(&server);
+    let id = image_id("img-3ikco");
+    client.images().lock(&id).await.expect("lock succeeds");
+    client.images().unlock(&id).await.expect("unlock succeeds");
 }

@@ -77,8 +77,8 @@ async fn get_503_exhausts_attempts() {
         .await
         .expect_err("server stays unavailable");
 
-    let Error::Api(api) = &error else {
-        panic!("expected Error::Api, got {error:?}");
+    let Error::Server(api) = &error else {
+        panic!("expected Error::Server, got {error:?}");
     };
     assert_eq!(api.status, 503);
     assert_eq!(api.attempts, 3);
@@ -110,8 +110,8 @@ async fn retry_after_beyond_limit_is_not_waited() {
         .await
         .expect_err("rate limited for an hour");
 
-    let Error::Api(api) = &error else {
-        panic!("expected Error::Api, got {error:?}");
+    let Error::RateLimited(api) = &error else {
+        panic!("expected Error::RateLimited, got {error:?}");
     };
     assert_eq!(api.status, 429);
     assert_eq!(api.retry_after, Some(Duration::from_secs(3600)));
@@ -173,4 +173,136 @@ async fn connection_refused_is_retryable_transport_error() {
     }
     assert!(error.is_retryable());
     assert!(error.to_string().contains("connection failed"), "{error}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_two_seconds_is_waited() {
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    Mock::given(method("GET"))
+        .and(path("/1.0/images"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "2"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/1.0/images"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([fixture(IMAGE_JSON)])))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    mount_catch_all(&server).await;
+
+    let started = tokio::time::Instant::now();
+    let images = client(&server)
+        .images()
+        .list()
+        .await
+        .expect("retry succeeds");
+
+    assert_eq!(images.len(), 1);
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(2), "{waited:?}");
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn rate_limit_exhausted_reports_retry_after_and_attempts() {
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    Mock::given(method("GET"))
+        .and(path("/1.0/images"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "2")
+                .insert_header("x-request-id", "req-429-4"),
+        )
+        .expect(4)
+        .mount(&server)
+        .await;
+    mount_catch_all(&server).await;
+
+    let started = tokio::time::Instant::now();
+    let error = client(&server)
+        .images()
+        .list()
+        .await
+        .expect_err("always rate limited");
+
+    let Error::RateLimited(api) = &error else {
+        panic!("expected Error::RateLimited, got {error:?}");
+    };
+    assert_eq!(api.attempts, 4);
+    assert_eq!(api.retry_after, Some(Duration::from_secs(2)));
+    assert!(api.elapsed >= Duration::from_secs(6), "{:?}", api.elapsed);
+    assert!(started.elapsed() >= Duration::from_secs(6));
+    let message = error.to_string();
+    assert!(message.contains("after 4 attempts"), "{message}");
+    assert!(message.contains("retry after 2 s"), "{message}");
+    assert!(error.is_retryable());
+}
+
+#[tokio::test(start_paused = true)]
+async fn post_resent_after_429_only() {
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/1.0/images"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/1.0/images"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(fixture(IMAGE_SPARSE_JSON)))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    mount_catch_all(&server).await;
+
+    let source = brightbox_api::ImageSource::HttpUrl(
+        "https://example.com/disk.img".parse().expect("valid URL"),
+    );
+    let request = brightbox_api::RegisterImage::new("disk", brightbox_api::Arch::X86_64, source);
+    let image = client(&server)
+        .images()
+        .register(&request)
+        .await
+        .expect("second attempt succeeds");
+
+    assert_eq!(image.id, "img-9xq2m");
+    assert_eq!(count_requests(&server, "POST", "/1.0/images").await, 2);
+}
+
+#[tokio::test]
+async fn transport_error_reports_elapsed_time() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a local port");
+    let address = listener.local_addr().expect("local address");
+    drop(listener);
+
+    let client = Client::builder()
+        .base_url(format!("http://{address}/"))
+        .client_credentials(CLIENT_ID, CLIENT_SECRET)
+        .connect_timeout(Duration::from_secs(2))
+        .retry(
+            RetryConfig::default()
+                .max_attempts(3)
+                .initial_backoff(Duration::from_millis(20)),
+        )
+        .build()
+        .expect("client builds");
+    let error = client.images().list().await.expect_err("nothing listens");
+
+    let Error::Transport {
+        attempts, elapsed, ..
+    } = &error
+    else {
+        panic!("expected Error::Transport, got {error:?}");
+    };
+    assert_eq!(*attempts, 3);
+    // Two backoff pauses of at least 15 ms and 30 ms (20 ms and 40 ms minus up to a quarter).
+    assert!(*elapsed >= Duration::from_millis(45), "{elapsed:?}");
+    assert!(error.to_string().contains("3 attempt(s)"), "{error}");
 }

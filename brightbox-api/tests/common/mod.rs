@@ -20,6 +20,10 @@ pub(crate) const SECOND_TOKEN: &str = "tok-second-1a2b3c4d";
 pub(crate) const IMAGE_JSON: &str = include_str!("../fixtures/image.json");
 pub(crate) const IMAGE_SPARSE_JSON: &str = include_str!("../fixtures/image_sparse.json");
 pub(crate) const ACCOUNT_JSON: &str = include_str!("../fixtures/account.json");
+pub(crate) const SERVER_JSON: &str = include_str!("../fixtures/server.json");
+pub(crate) const VOLUME_JSON: &str = include_str!("../fixtures/volume.json");
+pub(crate) const SERVER_TYPES_JSON: &str = include_str!("../fixtures/server_types.json");
+pub(crate) const ZONES_JSON: &str = include_str!("../fixtures/zones.json");
 
 /// Parses a fixture; the fixtures are checked-in valid JSON.
 pub(crate) fn fixture(text: &str) -> Value {
@@ -33,6 +37,20 @@ pub(crate) fn image_with(id: &str, status: &str) -> Value {
     image["url"] = json!(format!("https://api.gb1.brightbox.com/1.0/images/{id}"));
     image["status"] = json!(status);
     image
+}
+
+/// Returns the server fixture with `status` replaced.
+pub(crate) fn server_with(status: &str) -> Value {
+    let mut server = fixture(SERVER_JSON);
+    server["status"] = json!(status);
+    server
+}
+
+/// Returns the volume fixture with `status` replaced.
+pub(crate) fn volume_with(status: &str) -> Value {
+    let mut volume = fixture(VOLUME_JSON);
+    volume["status"] = json!(status);
+    volume
 }
 
 /// Builder pointed at `server` with the test credentials, no timers in the HTTP client, and fast retries.
