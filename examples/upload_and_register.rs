@@ -17,8 +17,9 @@ use std::process::ExitCode;
 
 use brightbox_api::{AccountId, Arch, Client};
 use brightbox_emulator::Emulator;
-use brightbox_examples::{image_table, write_sample_qcow2};
-use brightbox_library::{ImageSpec, Library};
+use brightbox_examples::{error_chain, image_table, write_sample_qcow2};
+use brightbox_ftp::FtpError;
+use brightbox_library::{ImageSpec, JobEvent, Library, preflight};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -37,6 +38,10 @@ struct Options {
     /// Description of the image.
     #[arg(long)]
     description: Option<String>,
+    /// File name to upload and register as; defaults to the local file name.
+    /// Letters, digits and -_+.~^ only.
+    #[arg(long)]
+    remote_name: Option<String>,
     /// API client id (cli-xxxxx). Without it the local emulator is used.
     #[arg(long, env = "BRIGHTBOX_CLIENT_ID")]
     client_id: Option<String>,
@@ -70,15 +75,27 @@ async fn main() -> ExitCode {
     match run(Options::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
-            let mut source = error.source();
-            while let Some(cause) = source {
-                eprintln!("  caused by: {cause}");
-                source = cause.source();
+            eprintln!("error: {}", error_chain(error.as_ref()));
+            if is_untrusted_certificate(error.as_ref()) {
+                eprintln!(
+                    "hint: pass the FTPS server's CA certificate with --ftp-ca-file or BRIGHTBOX_FTP_CA_FILE"
+                );
             }
             ExitCode::FAILURE
         }
     }
+}
+
+/// Returns whether the FTPS server's certificate was rejected as untrusted.
+fn is_untrusted_certificate(error: &(dyn Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(cause) = current {
+        if let Some(FtpError::UntrustedCertificate { .. }) = cause.downcast_ref::<FtpError>() {
+            return true;
+        }
+        current = cause.source();
+    }
+    false
 }
 
 async fn run(options: Options) -> Result<(), Box<dyn Error>> {
@@ -106,6 +123,18 @@ async fn run(options: Options) -> Result<(), Box<dyn Error>> {
     if let Some(description) = &options.description {
         spec = spec.description(description.clone());
     }
+    if let Some(remote_name) = &options.remote_name {
+        spec = spec.remote_name(remote_name.clone());
+    }
+    // Check the file and the metadata before starting anything.
+    let checked = preflight(&path, &spec).await?;
+    eprintln!(
+        "{}: {} image, {} bytes, uploading as {}",
+        path.display(),
+        checked.format,
+        checked.bytes,
+        checked.remote_name
+    );
 
     let (library, emulator) = match &options.client_id {
         Some(client_id) => {
@@ -124,11 +153,26 @@ async fn run(options: Options) -> Result<(), Box<dyn Error>> {
             if let Some(ca) = &options.ftp_ca_file {
                 let pem = std::fs::read(ca)
                     .map_err(|error| format!("cannot read CA file {}: {error}", ca.display()))?;
-                builder = builder.add_root_certificate_pem(pem);
+                builder = builder.add_root_certificate_pem(pem).map_err(|error| {
+                    format!("invalid CA file {}: {}", ca.display(), error_chain(&error))
+                })?;
             }
             (builder.build(), None)
         }
         None => {
+            let ignored = [
+                (
+                    "--api-url",
+                    options.api_url != brightbox_api::DEFAULT_BASE_URL,
+                ),
+                ("--account-id", options.account_id.is_some()),
+                ("--ftp-ca-file", options.ftp_ca_file.is_some()),
+            ];
+            for (option, given) in ignored {
+                if given {
+                    eprintln!("warning: {option} is ignored without BRIGHTBOX_CLIENT_ID");
+                }
+            }
             let emulator = Emulator::start().await?;
             eprintln!(
                 "no BRIGHTBOX_CLIENT_ID set: using the local emulator at {}",
@@ -139,23 +183,27 @@ async fn run(options: Options) -> Result<(), Box<dyn Error>> {
                 .client_credentials(emulator.client_id(), emulator.client_secret().to_owned())
                 .build()?;
             let library = Library::builder(api)
-                .add_root_certificate_pem(emulator.ca_certificate_pem())
+                .add_root_certificate_pem(emulator.ca_certificate_pem())?
                 .build();
             (library, Some(emulator))
         }
     };
 
-    let total = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    let bar = ProgressBar::new(total).with_style(
+    let bar = ProgressBar::new(checked.bytes).with_style(
         ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+            "{msg:>12} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
         )?
         .progress_chars("=> "),
     );
     bar.set_message("uploading");
-    let progress = |sent: u64| bar.set_position(sent);
+    let on_event = |event: &JobEvent| match event {
+        JobEvent::Uploading { bytes_sent, .. } => bar.set_position(*bytes_sent),
+        JobEvent::Registering { .. } => bar.set_message("registering"),
+        JobEvent::Waiting { status, .. } => bar.set_message(status.to_string()),
+        _ => {}
+    };
     let result = library
-        .upload_and_register_with_progress(&path, &spec, Some(&progress))
+        .upload_and_register_with_events(&path, &spec, &on_event)
         .await;
     bar.finish_and_clear();
     let image = result?;

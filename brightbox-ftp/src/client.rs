@@ -1,9 +1,9 @@
-//! The FTPS session: connect, upload, size, list, quit.
+//! The FTPS session: connect, `SIZE`, `NLST`, `QUIT`, time limits and reply mapping.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use suppaftp::tokio::{
@@ -11,47 +11,51 @@ use suppaftp::tokio::{
 };
 use suppaftp::types::FileType;
 use suppaftp::{Mode, Status};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::config::{FtpsConfig, check_host_name};
 use crate::error::{Channel, FtpError};
-use crate::names::{join_remote, temporary_name, validate_remote_dir, validate_remote_name};
+use crate::names::validate_remote_dir;
 use crate::tls::{self, RecordingVerifier, describe_certificate_error};
 
-/// Size of each read from the local file and write to the data connection.
-const CHUNK_SIZE: usize = 256 * 1024;
+/// Size of each buffer that moves file data between disk and a data connection.
+pub(crate) const CHUNK_SIZE: usize = 1024 * 1024;
 
 /// Time limit for reading a late reply or deleting a partial file after a failed transfer.
-const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Time limit for reading a reply the server may have sent after a data connection failed.
 const LATE_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Result of a successful upload.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Upload {
-    /// The final remote path: `remote_dir` and `remote_name` joined with `/`.
-    pub remote_path: String,
-    /// Bytes sent, equal to the local file's length and to the size the server reported.
-    pub bytes: u64,
-}
+/// The data connection of one transfer.
+pub(crate) type Transfer = TransferStream<AsyncRustlsStream>;
 
-/// One logged-in explicit-FTPS session.
+/// One logged-in FTPS session.
 ///
-/// The control connection is TLS-protected before the user name is sent, transfers use binary
-/// type (`TYPE I`) and passive mode, and every data connection is TLS-protected and resumes the
-/// control connection's TLS session. Passive data connections go to the control connection's
-/// peer address. The client ignores the address in the server's `227` reply, so a server behind
-/// NAT that advertises a private address still works. On an IPv6 control connection `EPSV` is
-/// used.
+/// By default the control connection is TLS-protected with `AUTH TLS` before the user name is
+/// sent; [`FtpsConfig::implicit_tls`] starts TLS at once instead. Transfers use binary type
+/// (`TYPE I`) and passive mode, and every data connection is TLS-protected and resumes the
+/// control connection's TLS session.
+///
+/// Passive mode uses `EPSV` when the server's `FEAT` lists it or the control connection is
+/// IPv6, and falls back to `PASV` when the server replies `500` or `502` to it. Data connections
+/// go to the control connection's peer address: the address in a `227` reply is ignored unless
+/// [`FtpsConfig::use_passive_address`] is set, so a server behind NAT that advertises a
+/// private address still works.
 ///
 /// Methods take `&mut self`: FTP allows one command at a time per session. Open several
-/// sessions to transfer files in parallel.
+/// sessions to transfer files in parallel. The client keeps its [`FtpsConfig`] so that retries
+/// and segmented downloads can open further sessions.
 pub struct FtpsClient {
-    ftp: AsyncRustlsFtpStream,
-    context: Context,
+    pub(crate) ftp: AsyncRustlsFtpStream,
+    pub(crate) context: Context,
+    pub(crate) config: FtpsConfig,
+    pub(crate) features: Features,
+    /// Whether the control connection runs over IPv6.
+    pub(crate) peer_ipv6: bool,
+    /// Whether data connections are opened with `EPSV`.
+    pub(crate) extended_passive: bool,
 }
 
 impl std::fmt::Debug for FtpsClient {
@@ -65,20 +69,50 @@ impl std::fmt::Debug for FtpsClient {
 }
 
 /// Session facts used for error mapping and time limits.
-struct Context {
-    host: String,
+pub(crate) struct Context {
+    pub(crate) host: String,
     port: u16,
     user: String,
-    io_timeout: Duration,
-    verifier: Arc<RecordingVerifier>,
+    pub(crate) io_timeout: Duration,
+    pub(crate) final_reply_timeout: Duration,
+    verifier: Option<Arc<RecordingVerifier>>,
+}
+
+/// The extensions a server listed in its `FEAT` reply, with names in upper case.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Features {
+    listed: HashMap<String, Option<String>>,
+}
+
+impl Features {
+    fn from_reply(features: suppaftp::types::Features) -> Self {
+        let listed = features
+            .into_iter()
+            .map(|(name, value)| (name.to_ascii_uppercase(), value))
+            .collect();
+        Self { listed }
+    }
+
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.listed.contains_key(name)
+    }
+
+    /// Returns whether `FEAT` lists `REST STREAM`, so `REST` before `STOR` and `RETR` works.
+    pub(crate) fn rest_stream(&self) -> bool {
+        self.listed
+            .get("REST")
+            .and_then(Option::as_deref)
+            .is_some_and(|value| value.to_ascii_uppercase().contains("STREAM"))
+    }
 }
 
 impl FtpsClient {
-    /// Connects, upgrades the control connection with `AUTH TLS`, logs in, and selects binary
-    /// type and passive mode.
+    /// Connects, protects the control connection with TLS, logs in, and selects binary type
+    /// and passive mode.
     ///
     /// The TLS server name is the configured host; an IP address is checked against the
-    /// certificate's IP address entries.
+    /// certificate's IP address entries. The client then reads the server's `FEAT` reply to
+    /// choose between `EPSV` and `PASV`, `MLSD` and `LIST`, and `REST` and `APPE`.
     ///
     /// # Errors
     ///
@@ -105,28 +139,40 @@ impl FtpsClient {
             value: config.host.clone(),
             reason,
         })?;
-        let tls = tls::build(config)?;
+        let tls = if config.plain_ftp {
+            None
+        } else {
+            Some(tls::build(config)?)
+        };
         let context = Context {
             host: config.host.clone(),
             port: config.port,
             user: config.user.clone(),
             io_timeout: config.io_timeout,
-            verifier: tls.verifier,
+            final_reply_timeout: config.final_reply_timeout,
+            verifier: tls.as_ref().map(|setup| Arc::clone(&setup.verifier)),
         };
 
-        let tcp = open_tcp(&config.host, config.port, config.connect_timeout).await?;
-        let peer_is_ipv6 = tcp.peer_addr().is_ok_and(|address| address.is_ipv6());
-        if let Err(error) = tcp.set_nodelay(true) {
-            debug!(%error, "failed to disable Nagle's algorithm on the control connection");
-        }
-
-        let ftp = context
-            .bounded("reading the server greeting", async {
-                AsyncRustlsFtpStream::connect_with_stream(tcp)
-                    .await
-                    .map_err(|error| context.map_error(error, Channel::Control, "greeting"))
-            })
-            .await?;
+        let (ftp, peer_is_ipv6) = match &tls {
+            Some(setup) if config.implicit_tls => {
+                connect_implicit(config, &context, &setup.config).await?
+            }
+            _ => {
+                let tcp = open_tcp(&config.host, config.port, config.connect_timeout).await?;
+                let peer_is_ipv6 = tcp.peer_addr().is_ok_and(|address| address.is_ipv6());
+                if let Err(error) = tcp.set_nodelay(true) {
+                    debug!(%error, "failed to disable Nagle's algorithm on the control connection");
+                }
+                let ftp = context
+                    .bounded("reading the server greeting", async {
+                        AsyncRustlsFtpStream::connect_with_stream(tcp)
+                            .await
+                            .map_err(|error| context.map_error(error, Channel::Control, "greeting"))
+                    })
+                    .await?;
+                (ftp, peer_is_ipv6)
+            }
+        };
 
         let connect_timeout = config.connect_timeout;
         let mut ftp = ftp.passive_stream_builder(move |address| {
@@ -142,23 +188,40 @@ impl FtpsClient {
                 }
             })
         });
-        if peer_is_ipv6 {
-            ftp.set_mode(Mode::ExtendedPassive);
-        } else {
-            ftp.set_mode(Mode::Passive);
-            ftp.set_passive_nat_workaround(true);
-        }
+        ftp.set_mode(Mode::Passive);
+        ftp.set_passive_nat_workaround(!config.use_passive_address);
 
-        let connector =
-            AsyncRustlsConnector::from(suppaftp::tokio_rustls::TlsConnector::from(tls.config));
-        let mut ftp = context
-            .bounded("AUTH TLS and the TLS handshake", async {
-                ftp.into_secure(connector, &config.host)
-                    .await
-                    .map_err(|error| context.map_error(error, Channel::Control, "AUTH TLS"))
-            })
-            .await?;
-        debug!("control connection is TLS-protected");
+        match &tls {
+            None => {
+                warn!("plain FTP: the password and all data cross the network unencrypted");
+            }
+            Some(_) if config.implicit_tls => {
+                for (command, what) in [("PBSZ 0", "PBSZ 0"), ("PROT P", "PROT P")] {
+                    context
+                        .bounded(what, async {
+                            ftp.custom_command(command, &[Status::CommandOk])
+                                .await
+                                .map(|_| ())
+                                .map_err(|error| context.map_error(error, Channel::Control, what))
+                        })
+                        .await?;
+                }
+                debug!("implicit TLS session ready");
+            }
+            Some(setup) => {
+                let connector = AsyncRustlsConnector::from(
+                    suppaftp::tokio_rustls::TlsConnector::from(Arc::clone(&setup.config)),
+                );
+                ftp = context
+                    .bounded("AUTH TLS and the TLS handshake", async {
+                        ftp.into_secure(connector, &config.host)
+                            .await
+                            .map_err(|error| context.map_error(error, Channel::Control, "AUTH TLS"))
+                    })
+                    .await?;
+                debug!("control connection is TLS-protected");
+            }
+        }
 
         // NOTE: suppaftp logs every command line, `PASS` included, at the `log` crate's trace
         // level under the `suppaftp` target. Keep that target below trace in production logs.
@@ -176,9 +239,44 @@ impl FtpsClient {
                     .map_err(|error| context.map_error(error, Channel::Control, "TYPE I"))
             })
             .await?;
-        info!("logged in");
 
-        Ok(FtpsClient { ftp, context })
+        let features = match context
+            .bounded("FEAT", async { Ok(ftp.feat().await) })
+            .await?
+        {
+            Ok(features) => Features::from_reply(features),
+            Err(error) => {
+                debug!(%error, "FEAT failed; assuming a server without extensions");
+                Features::default()
+            }
+        };
+        let extended_passive =
+            peer_is_ipv6 || (features.has("EPSV") && !config.use_passive_address);
+        if extended_passive {
+            ftp.set_mode(Mode::ExtendedPassive);
+        }
+        info!(
+            epsv = features.has("EPSV"),
+            mlsd = features.has("MLSD"),
+            rest_stream = features.rest_stream(),
+            "logged in"
+        );
+
+        Ok(FtpsClient {
+            ftp,
+            context,
+            config: config.clone(),
+            features,
+            peer_ipv6: peer_is_ipv6,
+            extended_passive,
+        })
+    }
+
+    /// Replaces this session with a new one to the same server.
+    pub(crate) async fn reconnect(&mut self) -> Result<(), FtpError> {
+        let fresh = FtpsClient::connect(&self.config).await?;
+        *self = fresh;
+        Ok(())
     }
 
     /// Returns the host name or IP address this session is connected to.
@@ -186,211 +284,9 @@ impl FtpsClient {
         &self.context.host
     }
 
-    /// Uploads `local` to `remote_dir/remote_name`.
-    ///
-    /// The file is streamed from disk in 256 KiB chunks to the temporary name
-    /// `remote_dir/.remote_name.part`. After the server confirms the transfer (`226`) and reports
-    /// a size equal to the local length, the temporary file is renamed to `remote_name`, replacing
-    /// any file of that name. A failed upload never leaves a file under `remote_name`; the client
-    /// tries to delete the temporary file, which can remain when the connection is lost.
-    ///
-    /// `remote_dir` may be empty for the session's current directory. `progress`, when given,
-    /// receives the cumulative number of bytes sent after each chunk.
-    ///
-    /// # Errors
-    ///
-    /// - [`FtpError::InvalidRemoteName`] or [`FtpError::InvalidRemotePath`] before any network
-    ///   I/O when the name or directory is not allowed.
-    /// - [`FtpError::Io`] when the local file cannot be read, is not a regular file, or changes
-    ///   length during the upload.
-    /// - [`FtpError::SizeMismatch`] when the server stores a different number of bytes.
-    /// - [`FtpError::TlsSessionReuseRequired`] when the server rejects the data connection for
-    ///   not resuming the TLS session.
-    /// - [`FtpError::ServerReply`], [`FtpError::Network`], [`FtpError::TlsHandshake`] or
-    ///   [`FtpError::Timeout`] when a command, the data connection or a read or write fails or
-    ///   stalls.
-    pub async fn upload_file(
-        &mut self,
-        local: &Path,
-        remote_dir: &str,
-        remote_name: &str,
-        progress: Option<&(dyn Fn(u64) + Send + Sync)>,
-    ) -> Result<Upload, FtpError> {
-        validate_remote_name(remote_name)?;
-        validate_remote_dir(remote_dir)?;
-        let remote_path = join_remote(remote_dir, remote_name);
-        let temporary_path = join_remote(remote_dir, &temporary_name(remote_name));
-
-        let span = info_span!(
-            "ftps_upload",
-            host = %self.context.host,
-            remote_path = %remote_path,
-            local = %local.display(),
-            bytes = tracing::field::Empty
-        );
-        self.upload_inner(local, remote_path, temporary_path, progress)
-            .instrument(span)
-            .await
-    }
-
-    async fn upload_inner(
-        &mut self,
-        local: &Path,
-        remote_path: String,
-        temporary_path: String,
-        progress: Option<&(dyn Fn(u64) + Send + Sync)>,
-    ) -> Result<Upload, FtpError> {
-        let started = Instant::now();
-        let (file, length) = open_local(local).await?;
-        tracing::Span::current().record("bytes", length);
-
-        let sent = match self.send_file(file, local, &temporary_path, progress).await {
-            Ok(sent) => sent,
-            Err(error) => {
-                self.discard_partial(&temporary_path).await;
-                return Err(error);
-            }
-        };
-        if sent != length {
-            self.discard_partial(&temporary_path).await;
-            return Err(FtpError::Io {
-                path: local.to_owned(),
-                source: std::io::Error::other(format!(
-                    "the file changed length during the upload, from {length} to {sent} bytes; \
-                     upload it again once it no longer changes"
-                )),
-            });
-        }
-
-        let stored = match self.size(&temporary_path).await {
-            Ok(stored) => stored,
-            Err(error) => {
-                self.discard_partial(&temporary_path).await;
-                return Err(error);
-            }
-        };
-        if stored != sent {
-            warn!(
-                expected = sent,
-                actual = stored,
-                "remote size differs from local length"
-            );
-            self.discard_partial(&temporary_path).await;
-            return Err(FtpError::SizeMismatch {
-                remote_path: temporary_path,
-                expected: sent,
-                actual: stored,
-            });
-        }
-
-        if let Err(error) = self.rename(&temporary_path, &remote_path).await {
-            self.discard_partial(&temporary_path).await;
-            return Err(error);
-        }
-
-        let elapsed = started.elapsed();
-        info!(bytes = sent, ?elapsed, "upload complete");
-        Ok(Upload {
-            remote_path,
-            bytes: sent,
-        })
-    }
-
-    /// Streams `file` to `remote_path` with `STOR` and waits for the server's final reply.
-    async fn send_file(
-        &mut self,
-        mut file: tokio::fs::File,
-        local: &Path,
-        remote_path: &str,
-        progress: Option<&(dyn Fn(u64) + Send + Sync)>,
-    ) -> Result<u64, FtpError> {
-        let command = format!("STOR {remote_path}");
-        let context = &self.context;
-        let ftp = &mut self.ftp;
-
-        let opened = context
-            .bounded(
-                &format!("opening the data connection for {command}"),
-                async {
-                    ftp.put_with_stream(remote_path)
-                        .await
-                        .map_err(|error| context.map_error(error, Channel::Data, &command))
-                },
-            )
-            .await;
-        let mut transfer = match opened {
-            Ok(transfer) => transfer,
-            Err(error) => return Err(context.explain_data_failure(ftp, error, &command).await),
-        };
-        debug!("data connection open");
-
-        let copied = context
-            .copy_file(&mut file, local, &mut transfer, &command, progress)
-            .await;
-        let sent = match copied {
-            Ok(sent) => sent,
-            Err(error) => {
-                return Err(context
-                    .abandon_transfer(ftp, transfer, error, &command)
-                    .await);
-            }
-        };
-
-        // finish() sends TLS close_notify, waits for the server to close the data connection and
-        // checks that the reply is 226 or 250. Without it the server may record a failed transfer.
-        // NOTE: when the server has already closed the data connection, suppaftp 12.2 reports the
-        // failed close_notify and drops the server's reply, so the error is a `Network` error on
-        // the data channel rather than the server's reason.
-        context
-            .bounded(
-                &format!("waiting for the final reply to {command}"),
-                async {
-                    transfer
-                        .finish()
-                        .await
-                        .map_err(|error| context.map_error(error, Channel::Data, &command))
-                },
-            )
-            .await?;
-        debug!(bytes = sent, "transfer confirmed by the server");
-        Ok(sent)
-    }
-
-    /// Deletes a partial upload, logging instead of failing, because the caller is already
-    /// returning the error that made the upload fail.
-    async fn discard_partial(&mut self, remote_path: &str) {
-        let context = &self.context;
-        let ftp = &mut self.ftp;
-        let result = tokio::time::timeout(CLEANUP_TIMEOUT.min(context.io_timeout), async {
-            ftp.rm(remote_path).await
-        })
-        .await;
-        match result {
-            Ok(Ok(())) => debug!(remote_path, "deleted partial upload"),
-            Ok(Err(error)) => {
-                warn!(remote_path, %error, "failed to delete partial upload; delete it by hand");
-            }
-            Err(_) => {
-                warn!(
-                    remote_path,
-                    "timed out deleting partial upload; delete it by hand"
-                );
-            }
-        }
-    }
-
-    /// Renames `from` to `to` with `RNFR` and `RNTO`.
-    async fn rename(&mut self, from: &str, to: &str) -> Result<(), FtpError> {
-        let command = format!("RNFR {from} / RNTO {to}");
-        let context = &self.context;
-        let ftp = &mut self.ftp;
-        context
-            .bounded(&command, async {
-                ftp.rename(from, to)
-                    .await
-                    .map_err(|error| context.map_error(error, Channel::Control, &command))
-            })
-            .await
+    /// Returns the settings this session was opened with.
+    pub fn config(&self) -> &FtpsConfig {
+        &self.config
     }
 
     /// Returns the size in bytes of the remote file `remote_path` (`SIZE`).
@@ -428,29 +324,20 @@ impl FtpsClient {
     /// # Errors
     ///
     /// - [`FtpError::InvalidRemotePath`] when the path contains a control character.
-    /// - [`FtpError::ServerReply`] when the server rejects the listing, for example `550` for a
-    ///   missing directory.
+    /// - [`FtpError::NotFound`] when the server replies `550` for a missing directory, and
+    ///   [`FtpError::ServerReply`] when it rejects the listing for another reason.
     /// - [`FtpError::Network`], [`FtpError::TlsHandshake`], [`FtpError::TlsSessionReuseRequired`]
     ///   or [`FtpError::Timeout`] when a connection fails or stalls.
     pub async fn list_names(&mut self, remote_dir: &str) -> Result<Vec<String>, FtpError> {
         validate_remote_dir(remote_dir)?;
-        let command = format!("NLST {remote_dir}");
-        let context = &self.context;
-        let ftp = &mut self.ftp;
-        let span = info_span!("ftps_list", host = %context.host, remote_dir);
-        let listed = context
-            .bounded(&command, async {
-                let argument = (!remote_dir.is_empty()).then_some(remote_dir);
-                ftp.nlst(argument)
-                    .await
-                    .map_err(|error| context.map_error(error, Channel::Data, &command))
-            })
-            .instrument(span)
-            .await;
-        let lines = match listed {
-            Ok(lines) => lines,
-            Err(error) => return Err(context.explain_data_failure(ftp, error, &command).await),
+        let line = if remote_dir.is_empty() {
+            "NLST".to_owned()
+        } else {
+            format!("NLST {remote_dir}")
         };
+        let span = info_span!("ftps_list", host = %self.context.host, remote_dir);
+        let bytes = self.read_listing(line).instrument(span).await?;
+        let lines = crate::listing::decode_lines(&bytes);
 
         // Some servers return `dir/name` for `NLST dir`, so only the last segment is kept.
         let names = lines
@@ -484,51 +371,6 @@ impl FtpsClient {
 }
 
 impl Context {
-    /// Copies `file` to the data connection in [`CHUNK_SIZE`] chunks and returns the bytes sent.
-    async fn copy_file(
-        &self,
-        file: &mut tokio::fs::File,
-        local: &Path,
-        transfer: &mut TransferStream<AsyncRustlsStream>,
-        command: &str,
-        progress: Option<&(dyn Fn(u64) + Send + Sync)>,
-    ) -> Result<u64, FtpError> {
-        let mut buffer = vec![0_u8; CHUNK_SIZE];
-        let mut sent: u64 = 0;
-        let read_what = format!("reading {}", local.display());
-        let write_what = format!("writing to the data connection of {command}");
-        loop {
-            let read = self
-                .bounded(&read_what, async {
-                    file.read(&mut buffer).await.map_err(|source| FtpError::Io {
-                        path: local.to_owned(),
-                        source,
-                    })
-                })
-                .await?;
-            if read == 0 {
-                return Ok(sent);
-            }
-            let chunk = buffer.get(..read).unwrap_or_default();
-            self.bounded(&write_what, async {
-                transfer
-                    .write_all(chunk)
-                    .await
-                    .map_err(|source| FtpError::Network {
-                        host: self.host.clone(),
-                        channel: Channel::Data,
-                        operation: command.to_owned(),
-                        source,
-                    })
-            })
-            .await?;
-            sent += read as u64;
-            if let Some(report) = progress {
-                report(sent);
-            }
-        }
-    }
-
     /// Closes a failed upload's data connection and returns the most telling error.
     ///
     /// A server that rejects an upload after `150` closes the data connection and sends the
@@ -536,7 +378,7 @@ impl Context {
     /// was not resumed. The client only sees a broken pipe. This reads that reply while the
     /// transfer is still open, then sends `ABOR` so the control connection is in step for the
     /// next command.
-    async fn abandon_transfer(
+    pub(crate) async fn abandon_transfer(
         &self,
         ftp: &mut AsyncRustlsFtpStream,
         transfer: TransferStream<AsyncRustlsStream>,
@@ -573,7 +415,11 @@ impl Context {
     }
 
     /// Maps a negative reply to `command` to an [`FtpError`].
-    fn reply_error(&self, response: &suppaftp::types::Response, command: &str) -> FtpError {
+    pub(crate) fn reply_error(
+        &self,
+        response: &suppaftp::types::Response,
+        command: &str,
+    ) -> FtpError {
         let (code, message) = reply_parts(response);
         if code == 522 {
             return FtpError::TlsSessionReuseRequired {
@@ -581,15 +427,47 @@ impl Context {
                 message,
             };
         }
-        FtpError::ServerReply {
-            command: command.to_owned(),
-            code,
-            message,
+        let (verb, remote_path) = split_command(command);
+        match classify_reply(code, &verb, &message) {
+            ReplyMeaning::NotFound => FtpError::NotFound {
+                host: self.host.clone(),
+                remote_path,
+                command: command.to_owned(),
+                code,
+                message,
+            },
+            ReplyMeaning::PermissionDenied => FtpError::PermissionDenied {
+                host: self.host.clone(),
+                remote_path,
+                command: command.to_owned(),
+                code,
+                message,
+            },
+            ReplyMeaning::Other => FtpError::ServerReply {
+                command: command.to_owned(),
+                code,
+                message,
+            },
+        }
+    }
+
+    /// Runs `operation` with the time limit for a transfer's final reply.
+    pub(crate) async fn bounded_final<T>(
+        &self,
+        what: &str,
+        operation: impl Future<Output = Result<T, FtpError>>,
+    ) -> Result<T, FtpError> {
+        match tokio::time::timeout(self.final_reply_timeout, operation).await {
+            Ok(result) => result,
+            Err(_) => Err(FtpError::Timeout {
+                what: format!("{what} on {}", self.host),
+                after: self.final_reply_timeout,
+            }),
         }
     }
 
     /// Runs `operation` with the session's stall time limit.
-    async fn bounded<T>(
+    pub(crate) async fn bounded<T>(
         &self,
         what: &str,
         operation: impl Future<Output = Result<T, FtpError>>,
@@ -608,7 +486,7 @@ impl Context {
     /// vsftpd with `require_ssl_reuse=YES` closes a data connection that does not resume the
     /// TLS session and then replies `522` on the control connection, while the client only sees
     /// the data connection fail.
-    async fn explain_data_failure(
+    pub(crate) async fn explain_data_failure(
         &self,
         ftp: &mut AsyncRustlsFtpStream,
         error: FtpError,
@@ -642,7 +520,12 @@ impl Context {
     }
 
     /// Maps a suppaftp error from `operation` on `channel` to an [`FtpError`].
-    fn map_error(&self, error: suppaftp::FtpError, channel: Channel, operation: &str) -> FtpError {
+    pub(crate) fn map_error(
+        &self,
+        error: suppaftp::FtpError,
+        channel: Channel,
+        operation: &str,
+    ) -> FtpError {
         match error {
             suppaftp::FtpError::ConnectionError(source) => FtpError::Network {
                 host: self.host.clone(),
@@ -673,7 +556,11 @@ impl Context {
     }
 
     fn map_tls_error(&self, message: String, channel: Channel) -> FtpError {
-        let Some(recorded) = self.verifier.take_error() else {
+        let Some(recorded) = self
+            .verifier
+            .as_ref()
+            .and_then(|verifier| verifier.take_error())
+        else {
             return FtpError::TlsHandshake {
                 host: self.host.clone(),
                 channel,
@@ -713,11 +600,60 @@ impl Context {
     }
 }
 
+/// The meaning of a negative `5xx` reply for the named remote path.
+#[derive(Debug, PartialEq, Eq)]
+enum ReplyMeaning {
+    NotFound,
+    PermissionDenied,
+    Other,
+}
+
+/// Classifies a reply by its code, the command verb and the reply text.
+///
+/// RFC 959 gives `550` both meanings, so the verb decides: commands that create or replace a
+/// file are denied, commands that read or remove one did not find it. A reply text stating that
+/// permission was denied, or that the file was not found, decides before the verb.
+fn classify_reply(code: u32, verb: &str, message: &str) -> ReplyMeaning {
+    let lower = message.to_ascii_lowercase();
+    let says_denied = [
+        "permission",
+        "denied",
+        "not allowed",
+        "read-only",
+        "read only",
+    ]
+    .iter()
+    .any(|phrase| lower.contains(phrase));
+    let says_missing = ["not found", "no such", "does not exist", "doesn't exist"]
+        .iter()
+        .any(|phrase| lower.contains(phrase));
+    match code {
+        553 => ReplyMeaning::PermissionDenied,
+        550 if says_denied => ReplyMeaning::PermissionDenied,
+        550 if says_missing => ReplyMeaning::NotFound,
+        550 => match verb {
+            "STOR" | "APPE" | "STOU" | "MKD" | "RNTO" => ReplyMeaning::PermissionDenied,
+            "RETR" | "SIZE" | "MDTM" | "DELE" | "RNFR" | "RMD" | "CWD" | "LIST" | "MLSD"
+            | "NLST" | "MLST" => ReplyMeaning::NotFound,
+            _ => ReplyMeaning::Other,
+        },
+        _ => ReplyMeaning::Other,
+    }
+}
+
+/// Splits `"VERB path"` into the upper-case verb and the path. For the combined rename command
+/// `"RNFR from / RNTO to"` the path is `from`.
+fn split_command(command: &str) -> (String, String) {
+    let (verb, rest) = command.split_once(' ').unwrap_or((command, ""));
+    let path = rest.split(" / RNTO ").next().unwrap_or(rest);
+    (verb.to_ascii_uppercase(), path.to_owned())
+}
+
 /// Splits a reply into its code and its text without the code prefixes.
 ///
 /// The code is read from the reply text because suppaftp maps codes it does not know, such as
 /// `522`, to a catch-all status.
-fn reply_parts(response: &suppaftp::types::Response) -> (u32, String) {
+pub(crate) fn reply_parts(response: &suppaftp::types::Response) -> (u32, String) {
     let text = String::from_utf8_lossy(&response.body);
     let code = text
         .get(..3)
@@ -740,6 +676,78 @@ fn reply_parts(response: &suppaftp::types::Response) -> (u32, String) {
     (code, message)
 }
 
+/// Opens an implicit-TLS control connection to the first address of the host that accepts.
+///
+/// suppaftp opens the TCP connection itself here, so the connect time limit covers the TCP
+/// connect, the TLS handshake and the greeting together.
+async fn connect_implicit(
+    config: &FtpsConfig,
+    context: &Context,
+    tls_config: &Arc<rustls::ClientConfig>,
+) -> Result<(AsyncRustlsFtpStream, bool), FtpError> {
+    let limit = config.connect_timeout + config.io_timeout;
+    let mut last_error = None;
+    for address in resolve(&config.host, config.port, config.connect_timeout).await? {
+        debug!(%address, "opening an implicit-TLS connection");
+        let connector = AsyncRustlsConnector::from(suppaftp::tokio_rustls::TlsConnector::from(
+            Arc::clone(tls_config),
+        ));
+        let attempt = tokio::time::timeout(
+            limit,
+            AsyncRustlsFtpStream::connect_secure_implicit(address, connector, &config.host),
+        )
+        .await;
+        match attempt {
+            Ok(Ok(ftp)) => return Ok((ftp, address.is_ipv6())),
+            Ok(Err(suppaftp::FtpError::ConnectionError(source))) => {
+                last_error = Some(FtpError::Connect {
+                    host: config.host.clone(),
+                    port: config.port,
+                    source,
+                });
+            }
+            Ok(Err(error)) => {
+                return Err(context.map_error(error, Channel::Control, "implicit TLS greeting"));
+            }
+            Err(_) => {
+                last_error = Some(FtpError::Timeout {
+                    what: format!("implicit TLS connection to {address}"),
+                    after: limit,
+                });
+            }
+        }
+    }
+    Err(last_error.unwrap_or_else(|| FtpError::Connect {
+        host: config.host.clone(),
+        port: config.port,
+        source: std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{} resolved to no address", config.host),
+        ),
+    }))
+}
+
+/// Resolves `host` within `limit`.
+async fn resolve(
+    host: &str,
+    port: u16,
+    limit: Duration,
+) -> Result<Vec<std::net::SocketAddr>, FtpError> {
+    match tokio::time::timeout(limit, tokio::net::lookup_host((host, port))).await {
+        Ok(result) => result
+            .map(Iterator::collect)
+            .map_err(|source| FtpError::Connect {
+                host: host.to_owned(),
+                port,
+                source,
+            }),
+        Err(_) => Err(FtpError::Timeout {
+            what: format!("resolving {host}"),
+            after: limit,
+        }),
+    }
+}
+
 /// Opens a TCP connection to the first address of `host` that accepts within `limit`.
 async fn open_tcp(host: &str, port: u16, limit: Duration) -> Result<TcpStream, FtpError> {
     let connect_error = |source| FtpError::Connect {
@@ -747,15 +755,7 @@ async fn open_tcp(host: &str, port: u16, limit: Duration) -> Result<TcpStream, F
         port,
         source,
     };
-    let addresses = match tokio::time::timeout(limit, tokio::net::lookup_host((host, port))).await {
-        Ok(result) => result.map_err(connect_error)?.collect::<Vec<_>>(),
-        Err(_) => {
-            return Err(FtpError::Timeout {
-                what: format!("resolving {host}"),
-                after: limit,
-            });
-        }
-    };
+    let addresses = resolve(host, port, limit).await?;
 
     let mut last_error = None;
     for address in addresses {
@@ -779,23 +779,6 @@ async fn open_tcp(host: &str, port: u16, limit: Duration) -> Result<TcpStream, F
     }))
 }
 
-/// Opens `path` for reading and returns it with its length.
-async fn open_local(path: &Path) -> Result<(tokio::fs::File, u64), FtpError> {
-    let io_error = |source| FtpError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let file = tokio::fs::File::open(path).await.map_err(io_error)?;
-    let metadata = file.metadata().await.map_err(io_error)?;
-    if !metadata.is_file() {
-        return Err(io_error(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a regular file; pass the path of a disk image file",
-        )));
-    }
-    Ok((file, metadata.len()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -811,6 +794,76 @@ mod tests {
         ));
         assert_eq!(code, 522);
         assert_eq!(message, "SSL connection failed: session reuse required");
+    }
+
+    #[test]
+    fn features_read_rest_stream() {
+        let mut reply = suppaftp::types::Features::new();
+        reply.insert("rest".to_owned(), Some("STREAM".to_owned()));
+        reply.insert("MLSD".to_owned(), None);
+        let features = Features::from_reply(reply);
+        assert!(features.rest_stream());
+        assert!(features.has("MLSD"));
+        assert!(features.has("REST"));
+        assert!(!features.has("EPSV"));
+
+        let mut plain_rest = suppaftp::types::Features::new();
+        plain_rest.insert("REST".to_owned(), None);
+        assert!(!Features::from_reply(plain_rest).rest_stream());
+    }
+
+    #[test]
+    fn classify_reply_table() {
+        let cases = [
+            (550, "RETR", "Failed to open file.", ReplyMeaning::NotFound),
+            (
+                550,
+                "SIZE",
+                "Could not get file size.",
+                ReplyMeaning::NotFound,
+            ),
+            (550, "RNFR", "RNFR command failed.", ReplyMeaning::NotFound),
+            (
+                550,
+                "RNFR",
+                "Permission denied.",
+                ReplyMeaning::PermissionDenied,
+            ),
+            (
+                550,
+                "STOR",
+                "Failed to open file.",
+                ReplyMeaning::PermissionDenied,
+            ),
+            (550, "STOR", "File not found", ReplyMeaning::NotFound),
+            (
+                553,
+                "STOR",
+                "Could not create file.",
+                ReplyMeaning::PermissionDenied,
+            ),
+            (550, "SITE", "Unknown.", ReplyMeaning::Other),
+            (451, "STOR", "Local error.", ReplyMeaning::Other),
+        ];
+        for (code, verb, message, expected) in cases {
+            assert_eq!(
+                classify_reply(code, verb, message),
+                expected,
+                "{code} {verb} {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn split_command_finds_path() {
+        assert_eq!(
+            split_command("RETR images/disk.img"),
+            ("RETR".to_owned(), "images/disk.img".to_owned())
+        );
+        assert_eq!(
+            split_command("RNFR a/.x.part / RNTO a/x"),
+            ("RNFR".to_owned(), "a/.x.part".to_owned())
+        );
     }
 
     #[test]

@@ -15,6 +15,13 @@ pub const DEFAULT_PORT: u16 = 21;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default time limit for each read, write or command reply without progress.
 pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default time limit for the server's final reply after the data of a transfer is sent or read.
+///
+/// A server may verify or move a multi-gigabyte file before it replies `226`, so this limit is
+/// longer than [`DEFAULT_IO_TIMEOUT`].
+pub const DEFAULT_FINAL_REPLY_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default control port for implicit FTPS.
+pub const DEFAULT_IMPLICIT_TLS_PORT: u16 = 990;
 
 /// Settings for connecting to an explicit-FTPS server (`AUTH TLS` on the control port).
 ///
@@ -33,6 +40,10 @@ pub struct FtpsConfig {
     pub(crate) connect_timeout: Duration,
     pub(crate) io_timeout: Duration,
     pub(crate) tls_resumption: bool,
+    pub(crate) final_reply_timeout: Duration,
+    pub(crate) use_passive_address: bool,
+    pub(crate) implicit_tls: bool,
+    pub(crate) plain_ftp: bool,
 }
 
 impl std::fmt::Debug for FtpsConfig {
@@ -47,6 +58,10 @@ impl std::fmt::Debug for FtpsConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("io_timeout", &self.io_timeout)
             .field("tls_resumption", &self.tls_resumption)
+            .field("final_reply_timeout", &self.final_reply_timeout)
+            .field("use_passive_address", &self.use_passive_address)
+            .field("implicit_tls", &self.implicit_tls)
+            .field("plain_ftp", &self.plain_ftp)
             .finish()
     }
 }
@@ -74,6 +89,10 @@ impl FtpsConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             io_timeout: DEFAULT_IO_TIMEOUT,
             tls_resumption: true,
+            final_reply_timeout: DEFAULT_FINAL_REPLY_TIMEOUT,
+            use_passive_address: false,
+            implicit_tls: false,
+            plain_ftp: false,
         }
     }
 
@@ -174,6 +193,46 @@ impl FtpsConfig {
     /// do not resume the session. Turn this off only to diagnose a server that fails on resumption.
     pub fn tls_session_resumption(mut self, yes: bool) -> Self {
         self.tls_resumption = yes;
+        self
+    }
+
+    /// Sets the time limit for the server's final reply after a transfer's data (default 5 min).
+    ///
+    /// The server sends `226` only after it has stored or sent the whole file, which for a large
+    /// file can take longer than [`FtpsConfig::io_timeout`].
+    pub fn final_reply_timeout(mut self, duration: Duration) -> Self {
+        self.final_reply_timeout = duration;
+        self
+    }
+
+    /// Sets whether passive data connections go to the address in the server's `227` reply
+    /// (default `false`).
+    ///
+    /// By default the client connects to the control connection's peer address and takes only
+    /// the port from the reply, because servers behind NAT often advertise a private address.
+    /// `EPSV` replies carry no address, so this setting only matters when `PASV` is used.
+    pub fn use_passive_address(mut self, yes: bool) -> Self {
+        self.use_passive_address = yes;
+        self
+    }
+
+    /// Sets whether the control connection starts with TLS at once (implicit FTPS, usually port
+    /// 990) instead of upgrading with `AUTH TLS` (default `false`).
+    ///
+    /// This does not change the port; set it with [`FtpsConfig::port`], for example to
+    /// [`DEFAULT_IMPLICIT_TLS_PORT`].
+    pub fn implicit_tls(mut self, yes: bool) -> Self {
+        self.implicit_tls = yes;
+        self
+    }
+
+    /// Turns off TLS on the control and data connections, so the user name, the password and
+    /// every file cross the network unencrypted.
+    ///
+    /// Use this only for a test server on a trusted network. The connection logs a warning each
+    /// time it connects this way. Implicit TLS and root certificates are ignored.
+    pub fn insecure_plain_ftp_sends_password_in_clear(mut self) -> Self {
+        self.plain_ftp = true;
         self
     }
 

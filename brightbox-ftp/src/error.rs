@@ -160,8 +160,8 @@ pub enum FtpError {
         message: String,
     },
 
-    /// Reading a local file failed.
-    #[error("cannot read local file {}: {source}", path.display())]
+    /// Reading or writing a local file failed.
+    #[error("local file {}: {source}", path.display())]
     Io {
         /// The local path.
         path: PathBuf,
@@ -170,18 +170,97 @@ pub enum FtpError {
         source: std::io::Error,
     },
 
-    /// After an upload the server reported a size that differs from the local file's length.
+    /// The server stores a different number of bytes than the client sent or expected.
     #[error(
-        "upload of {remote_path} is incomplete: the server stores {actual} bytes but the local \
-         file has {expected} bytes; the partial file was deleted, upload it again"
+        "transfer of {remote_path} on FTPS server {host} is incomplete: {sent} bytes were sent \
+         but {stored} bytes are stored; run the transfer again"
     )]
-    SizeMismatch {
-        /// Remote path of the uploaded temporary file.
+    IncompleteTransfer {
+        /// Host name or IP address of the server.
+        host: String,
+        /// Remote path of the file, for an upload its temporary name.
         remote_path: String,
-        /// Length of the local file in bytes.
-        expected: u64,
-        /// Size the server reported in bytes.
-        actual: u64,
+        /// Bytes the complete file has: for an upload the bytes sent, resumed prefix included,
+        /// and for a download the size the server reported.
+        sent: u64,
+        /// Bytes the receiving side holds: for an upload the server's `SIZE`, and for a
+        /// download the bytes written locally.
+        stored: u64,
+    },
+
+    /// The server replied that a remote file or directory does not exist (`550` to `RETR`,
+    /// `SIZE`, `MDTM`, `DELE`, `RNFR` or a listing).
+    #[error("{remote_path} not found on FTPS server {host}: `{command}` got {code}: {message}")]
+    NotFound {
+        /// Host name or IP address of the server.
+        host: String,
+        /// The remote path that was requested.
+        remote_path: String,
+        /// The command, for example `RETR images/disk.img`.
+        command: String,
+        /// FTP reply code, usually `550`.
+        code: u32,
+        /// The server's reply text.
+        message: String,
+    },
+
+    /// The server rejected a change to a file or directory (`553`, or `550` to `STOR`, `APPE`,
+    /// `MKD`, `RNTO`, or a reply stating that permission was denied), for example in a read-only
+    /// directory.
+    #[error(
+        "FTPS server {host} denied `{command}` on {remote_path} with {code}: {message}; check \
+         that the account may write to that directory"
+    )]
+    PermissionDenied {
+        /// Host name or IP address of the server.
+        host: String,
+        /// The remote path the command named.
+        remote_path: String,
+        /// The command, for example `STOR incoming/.disk.img.part`.
+        command: String,
+        /// FTP reply code, `550` or `553`.
+        code: u32,
+        /// The server's reply text.
+        message: String,
+    },
+
+    /// A resumed upload from a reader cannot continue because the remote partial file is longer
+    /// than the data the reader supplied. The partial file was deleted.
+    #[error(
+        "cannot resume the upload of {remote_path} on FTPS server {host}: the remote partial \
+         file has {partial} bytes but the reader ended after {available} bytes; the partial \
+         file was deleted, upload again from a new reader"
+    )]
+    ResumeMismatch {
+        /// Host name or IP address of the server.
+        host: String,
+        /// Remote path of the partial file.
+        remote_path: String,
+        /// Size of the remote partial file in bytes.
+        partial: u64,
+        /// Bytes the reader supplied before it ended.
+        available: u64,
+    },
+
+    /// Reading the caller's reader or writing the caller's writer failed.
+    #[error("{operation} failed: {source}")]
+    Stream {
+        /// The step that failed, for example `reading the upload source`.
+        operation: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An option has a value the client cannot use.
+    #[error("invalid option {name} = {value}: {reason}")]
+    InvalidOption {
+        /// The option, for example `DownloadOptions::segments`.
+        name: String,
+        /// The value as given.
+        value: String,
+        /// The problem and the values that are allowed.
+        reason: String,
     },
 
     /// A remote file name is not allowed.
@@ -215,15 +294,15 @@ pub enum FtpError {
 impl FtpError {
     /// Returns whether running the same operation again can succeed.
     ///
-    /// Connection failures, time-outs, a size mismatch after upload and the transient FTP replies
+    /// Connection failures, time-outs, an incomplete transfer and the transient FTP replies
     /// `421`, `425`, `426`, `450` and `451` are retryable. Rejected logins, untrusted certificates,
-    /// invalid input and other `5xx` replies such as `550` are not.
+    /// invalid input, missing files, denied permissions and other `5xx` replies are not.
     pub fn is_retryable(&self) -> bool {
         match self {
             FtpError::Connect { .. }
             | FtpError::Network { .. }
             | FtpError::Timeout { .. }
-            | FtpError::SizeMismatch { .. } => true,
+            | FtpError::IncompleteTransfer { .. } => true,
             FtpError::TlsHandshake { channel, .. } => *channel == Channel::Data,
             FtpError::ServerReply { code, .. } => matches!(code, 421 | 425 | 426 | 450 | 451),
             FtpError::InvalidHost { .. }
@@ -235,16 +314,22 @@ impl FtpError {
             | FtpError::Protocol { .. }
             | FtpError::Io { .. }
             | FtpError::InvalidRemoteName { .. }
-            | FtpError::InvalidRemotePath { .. } => false,
+            | FtpError::InvalidRemotePath { .. }
+            | FtpError::NotFound { .. }
+            | FtpError::PermissionDenied { .. }
+            | FtpError::ResumeMismatch { .. }
+            | FtpError::Stream { .. }
+            | FtpError::InvalidOption { .. } => false,
         }
     }
 
     /// Returns the FTP reply code when the error comes from a server reply.
     pub fn reply_code(&self) -> Option<u32> {
         match self {
-            FtpError::ServerReply { code, .. } | FtpError::LoginRejected { code, .. } => {
-                Some(*code)
-            }
+            FtpError::ServerReply { code, .. }
+            | FtpError::LoginRejected { code, .. }
+            | FtpError::NotFound { code, .. }
+            | FtpError::PermissionDenied { code, .. } => Some(*code),
             _ => None,
         }
     }

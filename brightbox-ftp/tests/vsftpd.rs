@@ -7,8 +7,11 @@ mod common;
 
 use std::time::Duration;
 
-use brightbox_ftp::{FtpError, FtpsClient, FtpsConfig};
-use common::{random_file, sha256_file};
+use brightbox_ftp::{
+    DownloadOptions, EntryKind, FtpError, FtpsClient, FtpsConfig, ImageFormat, ProgressSink,
+    UploadOptions,
+};
+use common::{random_file, sha256_file, sha256_hex};
 
 struct Vsftpd {
     address: String,
@@ -127,4 +130,363 @@ async fn vsftpd_rejects_data_without_session_reuse() {
         "{error:?}"
     );
     assert!(error.to_string().contains("resume"), "{error}");
+}
+
+/// A directory of its own under `incoming/` for one test, created over FTP so that vsftpd's
+/// user owns it, and removed from disk when dropped.
+struct Scratch {
+    remote: String,
+    local: std::path::PathBuf,
+}
+
+impl Scratch {
+    async fn create(server: &Vsftpd, client: &mut FtpsClient, test: &str) -> Scratch {
+        let remote = format!("incoming/{test}-{}", std::process::id());
+        let local = server.root.join(&remote);
+        let _ = std::fs::remove_dir_all(&local);
+        client.mkdir(&remote).await.expect("MKD scratch directory");
+        Scratch { remote, local }
+    }
+
+    fn remote(&self, name: &str) -> String {
+        format!("{}/{name}", self.remote)
+    }
+
+    /// Writes `data` to `name` on disk, owned like the directory so vsftpd's user may change it.
+    fn seed(&self, name: &str, data: &[u8]) -> std::path::PathBuf {
+        use std::os::unix::fs::MetadataExt;
+        let path = self.local.join(name);
+        std::fs::write(&path, data).expect("seed file");
+        let owner = std::fs::metadata(&self.local).expect("scratch metadata");
+        std::os::unix::fs::chown(&path, Some(owner.uid()), Some(owner.gid())).expect("chown seed");
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.local);
+    }
+}
+
+fn pseudo_random(length: usize) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (path, _) = random_file(dir.path(), "bytes", length);
+    std::fs::read(path).expect("read random bytes")
+}
+
+#[tokio::test]
+#[ignore = "needs vsftpd: run scripts/test.sh"]
+async fn vsftpd_list_parses_unix_lines() {
+    let server = vsftpd();
+    let mut client = FtpsClient::connect(&server.config())
+        .await
+        .expect("connect to vsftpd");
+    let scratch = Scratch::create(&server, &mut client, "list").await;
+    scratch.seed("2024 disk image.img", &[1_u8; 1234]);
+    let huge = scratch.seed("huge.img", b"");
+    // A sparse file: the listing shows its length without the disk holding it.
+    std::fs::File::options()
+        .write(true)
+        .open(&huge)
+        .expect("open huge.img")
+        .set_len(4_400_000_000)
+        .expect("extend huge.img");
+    client
+        .mkdir(&scratch.remote("sub dir"))
+        .await
+        .expect("MKD with a space");
+
+    let mut entries = client.list(&scratch.remote).await.expect("LIST");
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    client.quit().await.expect("quit");
+
+    let names = entries
+        .iter()
+        .map(|entry| entry.name.as_str())
+        .collect::<Vec<_>>();
+    assert_eq!(names, vec!["2024 disk image.img", "huge.img", "sub dir"]);
+    assert_eq!(entries[0].size, Some(1234));
+    assert_eq!(entries[0].kind, EntryKind::File);
+    assert_eq!(entries[1].size, Some(4_400_000_000));
+    assert_eq!(entries[2].kind, EntryKind::Directory);
+    assert!(
+        entries[0].raw.starts_with("-rw"),
+        "vsftpd has no MLSD, so LIST is used: {}",
+        entries[0].raw
+    );
+    assert!(entries.iter().all(|entry| entry.modified.is_some()));
+}
+
+#[tokio::test]
+#[ignore = "needs vsftpd: run scripts/test.sh"]
+async fn vsftpd_upload_resume_with_rest() {
+    let server = vsftpd();
+    let data = pseudo_random(2 * 1024 * 1024 + 99);
+    let prefix = 1_000_001;
+    let mut client = FtpsClient::connect(&server.config())
+        .await
+        .expect("connect to vsftpd");
+    let scratch = Scratch::create(&server, &mut client, "upload-resume").await;
+    scratch.seed(".disk.img.part", &data[..prefix]);
+    let (sink, receiver) = ProgressSink::watch();
+
+    let upload = client
+        .upload_reader(
+            std::io::Cursor::new(data.clone()),
+            &scratch.remote,
+            "disk.img",
+            &UploadOptions::default().resume(true).progress(sink),
+        )
+        .await
+        .expect("resumed upload");
+    client.quit().await.expect("quit");
+
+    assert_eq!(upload.resumed_from, prefix as u64);
+    assert_eq!(upload.sha256, sha256_hex(&data));
+    assert_eq!(
+        sha256_file(&scratch.local.join("disk.img")),
+        sha256_hex(&data)
+    );
+    assert!(!scratch.local.join(".disk.img.part").exists());
+    assert_eq!(receiver.borrow().bytes_done, data.len() as u64);
+}
+
+#[tokio::test]
+#[ignore = "needs vsftpd: run scripts/test.sh"]
+async fn vsftpd_download_resume_and_segments() {
+    let server = vsftpd();
+    let mut data = pseudo_random(8 * 1024 * 1024 + 3);
+    data[..4].copy_from_slice(&[0x1f, 0x8b, 0x08, 0x00]);
+    let mut client = FtpsClient::connect(&server.config())
+        .await
+        .expect("connect to vsftpd");
+    let scratch = Scratch::create(&server, &mut client, "download").await;
+    scratch.seed("disk.img.gz", &data);
+    let local_dir = tempfile::tempdir().expect("local dir");
+
+    let resumed_path = local_dir.path().join("resumed.img.gz");
+    std::fs::write(
+        local_dir.path().join(".resumed.img.gz.part"),
+        &data[..300_000],
+    )
+    .expect("seed local partial");
+    let resumed = client
+        .download_file(
+            &scratch.remote("disk.img.gz"),
+            &resumed_path,
+            &DownloadOptions::default().resume(true),
+        )
+        .await
+        .expect("resumed download");
+    assert_eq!(resumed.resumed_from, 300_000);
+    assert_eq!(resumed.sha256, sha256_hex(&data));
+    assert_eq!(resumed.format, ImageFormat::Gzip);
+    assert_eq!(sha256_file(&resumed_path), sha256_hex(&data));
+
+    let segmented_path = local_dir.path().join("segmented.img.gz");
+    let segmented = client
+        .download_file(
+            &scratch.remote("disk.img.gz"),
+            &segmented_path,
+            &DownloadOptions::default().segments(4),
+        )
+        .await
+        .expect("segmented download");
+    assert_eq!(segmented.sha256, sha256_hex(&data));
+    assert_eq!(sha256_file(&segmented_path), sha256_hex(&data));
+
+    // The session is still in step after the segments' ABORs on other connections.
+    let mut streamed = Vec::new();
+    let to_writer = client
+        .download_to(
+            &scratch.remote("disk.img.gz"),
+            &mut streamed,
+            &DownloadOptions::default(),
+        )
+        .await
+        .expect("download to a writer");
+    assert_eq!(to_writer.sha256, sha256_hex(&data));
+    client.quit().await.expect("quit");
+}
+
+#[tokio::test]
+#[ignore = "needs vsftpd: run scripts/test.sh"]
+async fn vsftpd_file_commands_and_errors() {
+    let server = vsftpd();
+    let mut client = FtpsClient::connect(&server.config())
+        .await
+        .expect("connect to vsftpd");
+    let scratch = Scratch::create(&server, &mut client, "commands").await;
+    scratch.seed("a.img", b"contents");
+
+    client
+        .rename(&scratch.remote("a.img"), &scratch.remote("b.img"))
+        .await
+        .expect("rename");
+    let modified = client
+        .modified(&scratch.remote("b.img"))
+        .await
+        .expect("MDTM");
+    assert!((chrono::Utc::now() - modified).num_seconds().abs() < 300);
+    client.delete(&scratch.remote("b.img")).await.expect("DELE");
+    assert!(!scratch.local.join("b.img").exists());
+
+    let error = client
+        .modified(&scratch.remote("b.img"))
+        .await
+        .expect_err("MDTM of a deleted file");
+    assert!(matches!(error, FtpError::NotFound { .. }), "{error:?}");
+
+    // A directory that vsftpd's user may not write.
+    let locked = scratch.local.join("locked");
+    std::fs::create_dir(&locked).expect("create locked dir");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555))
+            .expect("chmod 555");
+    }
+    let local_dir = tempfile::tempdir().expect("local dir");
+    let (local, _) = random_file(local_dir.path(), "disk.img", 1000);
+    let error = client
+        .upload_file(&local, &scratch.remote("locked"), "disk.img", None)
+        .await
+        .expect_err("upload into a read-only directory");
+    match &error {
+        FtpError::PermissionDenied {
+            remote_path, host, ..
+        } => {
+            assert_eq!(remote_path, &scratch.remote("locked/.disk.img.part"));
+            assert_eq!(host, "127.0.0.1");
+        }
+        other => panic!("expected PermissionDenied, got {other:?}"),
+    }
+    assert!(!error.is_retryable());
+    assert!(!error.to_string().contains(&server.password));
+
+    let error = client
+        .mkdir(&scratch.remote("locked/sub"))
+        .await
+        .expect_err("MKD in a read-only directory");
+    assert!(
+        matches!(error, FtpError::PermissionDenied { .. }),
+        "{error:?}"
+    );
+    client.quit().await.expect("quit");
+}
+
+/// A second vsftpd with `implicit_ssl=YES`, made from the first one's configuration; it is
+/// stopped when dropped.
+struct ImplicitVsftpd {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl ImplicitVsftpd {
+    fn start() -> ImplicitVsftpd {
+        let state_dir = std::path::Path::new(&required("BRIGHTBOX_TEST_VSFTPD_CA"))
+            .parent()
+            .expect("the CA file has a parent directory")
+            .to_owned();
+        let base =
+            std::fs::read_to_string(state_dir.join("vsftpd.conf")).expect("read vsftpd.conf");
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("reserve a port");
+            probe.local_addr().expect("probe address").port()
+        };
+
+        let dir = tempfile::tempdir().expect("config dir");
+        let mut config = base
+            .lines()
+            .filter(|line| {
+                ![
+                    "listen_port=",
+                    "pasv_min_port=",
+                    "pasv_max_port=",
+                    "vsftpd_log_file=",
+                ]
+                .iter()
+                .any(|key| line.starts_with(key))
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        config.push_str(&format!(
+            "\nlisten_port={port}\npasv_min_port=30200\npasv_max_port=30300\n\
+             vsftpd_log_file={}\nimplicit_ssl=YES\n",
+            dir.path().join("vsftpd.log").display()
+        ));
+        let config_path = dir.path().join("vsftpd.conf");
+        std::fs::write(&config_path, config).expect("write implicit config");
+
+        let child = std::process::Command::new("/usr/sbin/vsftpd")
+            .arg(&config_path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start a second vsftpd");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "implicit vsftpd did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        ImplicitVsftpd {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for ImplicitVsftpd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs vsftpd: run scripts/test.sh"]
+async fn vsftpd_implicit_tls_round_trip() {
+    let server = vsftpd();
+    let implicit = ImplicitVsftpd::start();
+    let data = pseudo_random(500_000);
+    let name = format!("implicit-{}.img", std::process::id());
+
+    let config = server.config().port(implicit.port).implicit_tls(true);
+    let mut client = FtpsClient::connect(&config)
+        .await
+        .expect("implicit TLS connect");
+    let upload = client
+        .upload_reader(
+            std::io::Cursor::new(data.clone()),
+            "incoming",
+            &name,
+            &UploadOptions::default(),
+        )
+        .await
+        .expect("upload over implicit TLS");
+    let mut back = Vec::new();
+    client
+        .download_to(&upload.remote_path, &mut back, &DownloadOptions::default())
+        .await
+        .expect("download over implicit TLS");
+    client.delete(&upload.remote_path).await.expect("DELE");
+    client.quit().await.expect("quit");
+
+    assert_eq!(upload.sha256, sha256_hex(&data));
+    assert_eq!(back, data);
+
+    // An explicit-TLS client gets no plain greeting from an implicit-TLS port.
+    let explicit = server
+        .config()
+        .port(implicit.port)
+        .io_timeout(Duration::from_secs(2));
+    let error = FtpsClient::connect(&explicit)
+        .await
+        .expect_err("explicit TLS against an implicit-TLS port");
+    assert!(!error.to_string().contains(&server.password), "{error}");
 }

@@ -32,6 +32,19 @@ pub enum LibraryError {
         /// Why the name is rejected.
         reason: &'static str,
     },
+    /// A field of the [`ImageSpec`](crate::ImageSpec) is invalid.
+    #[error("invalid image {field} {value:?}: {reason}")]
+    InvalidSpec {
+        /// Name of the field.
+        field: &'static str,
+        /// The rejected value.
+        value: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// A CA certificate given to the builder is not usable.
+    #[error("invalid CA certificate for the FTPS server")]
+    InvalidRootCertificate(#[source] Box<brightbox_ftp::FtpError>),
     /// The API client can see no account.
     #[error("the API credentials give access to no account")]
     NoAccount,

@@ -38,12 +38,16 @@
 //! snapshots, or register images from an HTTP URL.
 
 mod error;
+mod events;
 mod library;
+mod preflight;
 mod spec;
 mod transport;
 
 pub use error::LibraryError;
+pub use events::{EventFn, JobEvent};
 pub use library::{Library, LibraryBuilder};
+pub use preflight::{Preflight, preflight};
 pub use spec::ImageSpec;
 pub use transport::{
     FtpsTransport, INCOMING_DIR, ProgressFn, Transport, TransportError, UploadedFile,

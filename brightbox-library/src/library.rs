@@ -1,17 +1,20 @@
 //! The [`Library`] client and its `upload_and_register` workflow.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use brightbox_api::{
     AccountId, Client, Image, ImageId, ImageSource, ImageStatus, RegisterImage, WaitOptions,
+    WaitProgress,
 };
 use brightbox_ftp::FtpsConfig;
 use tokio::sync::{Mutex, OnceCell};
 use tracing::Instrument;
 
 use crate::error::LibraryError;
+use crate::events::{EventFn, Events, JobEvent};
+use crate::preflight::preflight;
 use crate::spec::ImageSpec;
 use crate::transport::{FtpsTransport, ProgressFn, Transport, TransportError, UploadedFile};
 
@@ -88,9 +91,22 @@ impl LibraryBuilder {
 
     /// Trusts the CA certificates in `pem` for the FTPS server, besides the
     /// system roots. The emulator's CA is added this way.
-    pub fn add_root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.extra_root_certificates.push(pem.into());
-        self
+    ///
+    /// # Errors
+    ///
+    /// Returns [`LibraryError::InvalidRootCertificate`] when `pem` holds no
+    /// certificate or one that cannot be a trust anchor. The check runs
+    /// here, so a bad file is reported before any password reset or upload.
+    pub fn add_root_certificate_pem(
+        mut self,
+        pem: impl Into<Vec<u8>>,
+    ) -> Result<Self, LibraryError> {
+        let pem = pem.into();
+        FtpsConfig::new("localhost", "check", String::new())
+            .add_root_certificate_pem(&pem)
+            .map_err(|source| LibraryError::InvalidRootCertificate(Box::new(source)))?;
+        self.extra_root_certificates.push(pem);
+        Ok(self)
     }
 
     /// Sets how registration waits for the image to become available.
@@ -181,43 +197,103 @@ impl Library {
         spec: &ImageSpec,
         progress: Option<&ProgressFn<'_>>,
     ) -> Result<Image, LibraryError> {
+        let forward = |event: &JobEvent| {
+            if let (Some(progress), JobEvent::Uploading { bytes_sent, .. }) = (progress, event) {
+                progress(*bytes_sent);
+            }
+        };
+        self.upload_and_register_with_events(path, spec, &forward)
+            .await
+    }
+
+    /// Runs [`Library::upload_and_register`] and reports each step to
+    /// `on_event`: checks, upload progress, registration and each poll.
+    ///
+    /// The callback runs on the workflow's task, so it should return
+    /// quickly; a progress bar update is fine.
+    ///
+    /// # Errors
+    ///
+    /// As [`Library::upload_and_register`].
+    pub async fn upload_and_register_with_events(
+        &self,
+        path: impl AsRef<Path>,
+        spec: &ImageSpec,
+        on_event: &EventFn<'_>,
+    ) -> Result<Image, LibraryError> {
         let path = path.as_ref();
         let span =
             tracing::info_span!("upload_and_register", path = %path.display(), name = %spec.name);
-        async move {
-            let bytes = check_image_file(path).await?;
-            let remote_name = remote_name(path, spec)?;
-            tracing::info!(bytes, %remote_name, "uploading disk image");
+        self.run_upload_and_register(path, spec, Events::new(Some(on_event)))
+            .instrument(span)
+            .await
+    }
 
-            let uploaded = self.upload(path, &remote_name, progress).await?;
-            tracing::info!(remote_path = %uploaded.remote_path, bytes = uploaded.bytes, "upload verified");
+    async fn run_upload_and_register(
+        &self,
+        path: &Path,
+        spec: &ImageSpec,
+        events: Events<'_>,
+    ) -> Result<Image, LibraryError> {
+        let checked = preflight(path, spec).await?;
+        let remote_name = checked.remote_name;
+        tracing::info!(bytes = checked.bytes, format = %checked.format, %remote_name, "uploading disk image");
+        events.emit(JobEvent::Checked {
+            format: checked.format,
+            bytes: checked.bytes,
+            virtual_size: checked.virtual_size,
+        });
 
-            let image = self.register(spec, &uploaded.source).await?;
-            if !spec.wait {
-                tracing::info!(image_id = %image.id, "image registered; not waiting");
-                return Ok(image);
-            }
-            tracing::info!(image_id = %image.id, "image registered, waiting until available");
+        let progress = events.upload_progress(checked.bytes);
+        let uploaded = self.upload(path, &remote_name, Some(&progress)).await?;
+        tracing::info!(remote_path = %uploaded.remote_path, bytes = uploaded.bytes, "upload verified");
+        events.emit(JobEvent::Uploaded {
+            remote_path: uploaded.remote_path.clone(),
+            bytes: uploaded.bytes,
+        });
 
-            let mut wait = self.inner.wait;
-            if let Some(timeout) = spec.wait_timeout {
-                wait.timeout = timeout;
-            }
-            let image = self
-                .inner
-                .api
-                .images()
-                .wait_until_available(&image.id, &wait)
-                .await
-                .map_err(|source| LibraryError::Wait {
-                    image_id: image.id.clone(),
-                    source,
-                })?;
-            tracing::info!(image_id = %image.id, "image available");
-            Ok(image)
+        events.emit(JobEvent::Registering {
+            file_name: uploaded.source.clone(),
+        });
+        let image = self.register(spec, &uploaded.source).await?;
+        events.emit(JobEvent::Registered {
+            image_id: image.id.clone(),
+        });
+        if !spec.wait {
+            tracing::info!(image_id = %image.id, "image registered; not waiting");
+            events.emit(JobEvent::Done {
+                image_id: image.id.clone(),
+            });
+            return Ok(image);
         }
-        .instrument(span)
-        .await
+        tracing::info!(image_id = %image.id, "image registered, waiting until available");
+
+        let mut wait = self.inner.wait;
+        if let Some(timeout) = spec.wait_timeout {
+            wait.timeout = timeout;
+        }
+        let on_poll = |poll: &WaitProgress<'_, Image>| {
+            events.emit(JobEvent::Waiting {
+                image_id: poll.current.id.clone(),
+                status: poll.current.status.clone(),
+                disk_size: poll.current.disk_size,
+            });
+        };
+        let image = self
+            .inner
+            .api
+            .images()
+            .wait_until_available_with_progress(&image.id, &wait, on_poll)
+            .await
+            .map_err(|source| LibraryError::Wait {
+                image_id: image.id.clone(),
+                source,
+            })?;
+        tracing::info!(image_id = %image.id, "image available");
+        events.emit(JobEvent::Done {
+            image_id: image.id.clone(),
+        });
+        Ok(image)
     }
 
     /// Uploads through the transport. When the FTP server rejects the
@@ -425,120 +501,4 @@ fn register_request(spec: &ImageSpec, file_name: &str) -> RegisterImage {
         request = request.compatibility_mode(compatibility_mode);
     }
     request
-}
-
-/// Checks that `path` is a non-empty regular file and returns its length.
-async fn check_image_file(path: &Path) -> Result<u64, LibraryError> {
-    let invalid = |reason: String| LibraryError::InvalidImageFile {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let metadata = tokio::fs::metadata(path)
-        .await
-        .map_err(|error| invalid(format!("cannot read it ({error}); check the path")))?;
-    if !metadata.is_file() {
-        return Err(invalid(
-            "it is not a regular file; give the path of a disk image file".to_owned(),
-        ));
-    }
-    if metadata.len() == 0 {
-        return Err(invalid(
-            "it is empty; a disk image holds at least one sector".to_owned(),
-        ));
-    }
-    Ok(metadata.len())
-}
-
-/// Returns the file name to upload and register, checked against the
-/// characters the library accepts in a `source` name.
-fn remote_name(path: &Path, spec: &ImageSpec) -> Result<String, LibraryError> {
-    let name = match &spec.remote_name {
-        Some(name) => name.clone(),
-        None => file_name(path)?,
-    };
-    validate_source_name(&name)?;
-    Ok(name)
-}
-
-fn file_name(path: &Path) -> Result<String, LibraryError> {
-    let invalid = |reason: &str| LibraryError::InvalidImageFile {
-        path: PathBuf::from(path),
-        reason: reason.to_owned(),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| invalid("the path has no file name"))?;
-    name.to_str()
-        .map(str::to_owned)
-        .ok_or_else(|| invalid("the file name is not valid UTF-8; set ImageSpec::remote_name"))
-}
-
-/// Checks a `source` file name: letters, digits and `-_+.~^`, at most 255
-/// bytes, not starting with a dot (dot names are temporary upload files).
-pub(crate) fn validate_source_name(name: &str) -> Result<(), LibraryError> {
-    let invalid = |reason| {
-        Err(LibraryError::InvalidRemoteName {
-            name: name.to_owned(),
-            reason,
-        })
-    };
-    if name.is_empty() {
-        return invalid("it is empty");
-    }
-    if name.len() > 255 {
-        return invalid("it is longer than 255 bytes");
-    }
-    if name.starts_with('.') {
-        return invalid("it starts with a dot, which marks temporary upload files");
-    }
-    let allowed = |c: char| c.is_ascii_alphanumeric() || "-_+.~^".contains(c);
-    if !name.chars().all(allowed) {
-        return invalid("it contains a character other than letters, digits and -_+.~^");
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn source_name_accepts_library_characters() {
-        for name in ["slackware.img", "a-b_c+d.e~f^g", "img2", "UPPER.qcow2"] {
-            assert!(validate_source_name(name).is_ok(), "{name} was rejected");
-        }
-    }
-
-    #[test]
-    fn source_name_rejects_bad_names() {
-        let long = "a".repeat(256);
-        for name in [
-            "",
-            ".hidden.part",
-            "has space.img",
-            "dir/file",
-            "..",
-            "tab\tname",
-            "é.img",
-            &long,
-        ] {
-            let error = validate_source_name(name).expect_err(name);
-            let message = error.to_string();
-            assert!(message.contains("remote_name"), "{message}");
-        }
-    }
-
-    #[test]
-    fn remote_name_defaults_to_file_name() {
-        let spec = ImageSpec::new("x", brightbox_api::Arch::X86_64);
-        let name = remote_name(Path::new("/tmp/disk.qcow2"), &spec).expect("valid name");
-        assert_eq!(name, "disk.qcow2");
-    }
-
-    #[test]
-    fn remote_name_override_is_checked() {
-        let spec = ImageSpec::new("x", brightbox_api::Arch::X86_64).remote_name("bad name");
-        let error = remote_name(Path::new("/tmp/disk.qcow2"), &spec).expect_err("space");
-        assert!(matches!(error, LibraryError::InvalidRemoteName { .. }));
-    }
 }

@@ -22,6 +22,7 @@ fn library(emulator: &Emulator) -> Library {
         .expect("client builds");
     Library::builder(api)
         .add_root_certificate_pem(emulator.ca_certificate_pem())
+        .expect("the emulator CA is valid PEM")
         .wait_options(WaitOptions {
             interval: Duration::from_millis(50),
             max_interval: Duration::from_millis(200),

@@ -36,6 +36,7 @@ fn fast_wait() -> WaitOptions {
 fn library(emulator: &Emulator) -> Library {
     Library::builder(api_client(emulator))
         .add_root_certificate_pem(emulator.ca_certificate_pem())
+        .expect("the emulator CA is valid PEM")
         .wait_options(fast_wait())
         .build()
 }
@@ -212,4 +213,116 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[tokio::test]
+async fn preflight_rejects_bad_spec_before_upload() {
+    let emulator = start_emulator().await;
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let library = library(&emulator);
+    let path = scratch.path().join("good.img");
+    write_test_image(&path, 4096);
+
+    let cases = [
+        (
+            ImageSpec::new("x", Arch::X86_64).remote_name("../escape.img"),
+            "remote_name",
+        ),
+        (
+            ImageSpec::new("x", Arch::Other("arm64".to_owned())),
+            "arm64",
+        ),
+        (ImageSpec::new("   ", Arch::X86_64), "blank"),
+    ];
+    for (spec, expected) in cases {
+        let error = library
+            .upload_and_register(&path, &spec)
+            .await
+            .expect_err("invalid spec");
+        assert!(error.to_string().contains(expected), "{error}");
+    }
+
+    let incoming = dir_entries(&emulator.storage_dir().join("incoming"));
+    assert!(incoming.is_empty(), "incoming/ holds {incoming:?}");
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn builder_rejects_invalid_ca_pem() {
+    let emulator = start_emulator().await;
+    let error = Library::builder(api_client(&emulator))
+        .add_root_certificate_pem(b"not a certificate".to_vec())
+        .expect_err("not PEM");
+    assert!(
+        matches!(error, LibraryError::InvalidRootCertificate(_)),
+        "{error:?}"
+    );
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn events_follow_the_workflow_steps() {
+    use brightbox_library::JobEvent;
+    use std::sync::Mutex;
+
+    let emulator = start_emulator().await;
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let source = scratch.path().join("events.img");
+    write_test_image(&source, 1024 * 1024);
+
+    let events = Mutex::new(Vec::new());
+    let record = |event: &JobEvent| events.lock().expect("lock").push(event.clone());
+    let image = library(&emulator)
+        .upload_and_register_with_events(&source, &ImageSpec::new("events", Arch::X86_64), &record)
+        .await
+        .expect("upload and register");
+    let events = events.into_inner().expect("lock");
+
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|event| match event {
+            JobEvent::Checked { .. } => "checked",
+            JobEvent::Uploading { .. } => "uploading",
+            JobEvent::Uploaded { .. } => "uploaded",
+            JobEvent::Registering { .. } => "registering",
+            JobEvent::Registered { .. } => "registered",
+            JobEvent::Waiting { .. } => "waiting",
+            JobEvent::Done { .. } => "done",
+            _ => "other",
+        })
+        .collect();
+    let mut steps = kinds.clone();
+    steps.dedup();
+    assert_eq!(
+        steps,
+        [
+            "checked",
+            "uploading",
+            "uploaded",
+            "registering",
+            "registered",
+            "waiting",
+            "done"
+        ],
+        "{kinds:?}"
+    );
+
+    let sent: Vec<u64> = events
+        .iter()
+        .filter_map(|event| match event {
+            JobEvent::Uploading {
+                bytes_sent, total, ..
+            } => {
+                assert_eq!(*total, 1024 * 1024);
+                Some(*bytes_sent)
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(sent.windows(2).all(|pair| pair[0] <= pair[1]), "{sent:?}");
+    assert_eq!(sent.last(), Some(&(1024 * 1024)));
+    assert!(
+        matches!(&events[events.len() - 1], JobEvent::Done { image_id } if *image_id == image.id)
+    );
+    emulator.shutdown().await;
 }

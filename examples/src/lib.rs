@@ -1,6 +1,7 @@
 //! Helpers shared by the example programs: a small valid disk image to
 //! upload when the user gives none, and the Brightbox CLI's table layout.
 
+use std::error::Error;
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -157,4 +158,20 @@ fn image_row(image: &Image) -> [String; 7] {
         size,
         name,
     ]
+}
+
+/// Formats an error and its chain of sources as one line, skipping a
+/// source whose text the previous message already contains.
+pub fn error_chain(error: &dyn Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        source = cause.source();
+    }
+    text
 }

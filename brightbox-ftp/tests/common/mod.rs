@@ -115,6 +115,15 @@ impl TestServer {
 
     /// Starts a server that presents the leaf certificate of `pki`.
     pub async fn start_with(pki: TestPki) -> TestServer {
+        Self::start_inner(pki, true).await
+    }
+
+    /// Starts a server for plain FTP without TLS; `ca_pem` is still filled but unused.
+    pub async fn start_plain() -> TestServer {
+        Self::start_inner(TestPki::new(&["127.0.0.1"]), false).await
+    }
+
+    async fn start_inner(pki: TestPki, tls: bool) -> TestServer {
         let root = tempfile::tempdir().expect("FTP root");
         std::fs::create_dir(root.path().join("incoming")).expect("create incoming/");
 
@@ -130,15 +139,19 @@ impl TestServer {
             user: USER.to_owned(),
             password: PASSWORD.to_owned(),
         });
-        let server = ServerBuilder::with_authenticator(
+        let builder = ServerBuilder::with_authenticator(
             Box::new(move || Filesystem::new(storage_root.clone()).expect("open FTP root")),
             authenticator,
         )
-        .ftps(certificate_file, key_file)
-        .ftps_required(FtpsRequired::All, FtpsRequired::All)
-        .passive_ports(50000..=60000)
-        .build()
-        .expect("build libunftp server");
+        .passive_ports(50000..=60000);
+        let builder = if tls {
+            builder
+                .ftps(certificate_file, key_file)
+                .ftps_required(FtpsRequired::All, FtpsRequired::All)
+        } else {
+            builder
+        };
+        let server = builder.build().expect("build libunftp server");
 
         // libunftp cannot bind port 0 and report the port, so reserve a free port, release it
         // and poll until the server accepts on it.

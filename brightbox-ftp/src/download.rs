@@ -1,0 +1,752 @@
+//! Downloads to a writer or a local file, with resume, SHA-256, format detection and optional
+//! segments over several connections.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::client::{CHUNK_SIZE, FtpsClient, Transfer};
+use crate::config::FtpsConfig;
+use crate::error::{Channel, FtpError};
+use crate::format::{ImageFormat, Sniffer};
+use crate::names::validate_remote_dir;
+use crate::options::{DownloadOptions, MAX_SEGMENTS};
+use crate::progress::{ProgressSink, Reporter};
+use crate::transfer::{DataCommand, backoff_delay};
+use crate::writer::{BufferPool, Chunk, FileWriter, OpenMode, hash_file};
+
+/// Smallest byte range worth its own connection in a segmented download.
+const MIN_SEGMENT_BYTES: u64 = 1024 * 1024;
+
+/// Result of a successful download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Download {
+    /// The local file written, or `None` for [`FtpsClient::download_to`].
+    pub local_path: Option<PathBuf>,
+    /// Length of the whole file in bytes, including a resumed prefix.
+    pub bytes: u64,
+    /// SHA-256 of the whole file as lowercase hex.
+    pub sha256: String,
+    /// Format detected from the file's first bytes.
+    pub format: ImageFormat,
+    /// Bytes of a local partial file that this download kept and did not fetch again.
+    pub resumed_from: u64,
+}
+
+/// Bytes done across every connection of one download, and its throttled reports.
+struct SharedProgress {
+    done: AtomicU64,
+    reporter: Mutex<Reporter>,
+}
+
+impl SharedProgress {
+    fn new(sink: Option<&ProgressSink>, total: Option<u64>, resumed_from: u64) -> Self {
+        Self {
+            done: AtomicU64::new(resumed_from),
+            reporter: Mutex::new(Reporter::new(sink, total, resumed_from)),
+        }
+    }
+
+    fn add(&self, bytes: u64) {
+        let done = self.done.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.reporter
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .update(done);
+    }
+
+    fn finish(&self, total: u64) {
+        self.reporter
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .finish(total);
+    }
+}
+
+/// The destination of received buffers.
+enum Output<'a, W> {
+    /// The caller's writer; hashing and format detection happen on this task.
+    Writer {
+        writer: &'a mut W,
+        hasher: &'a mut Sha256,
+        sniffer: &'a mut Sniffer,
+    },
+    /// The file writer thread.
+    File {
+        sender: mpsc::Sender<Chunk>,
+        pool: BufferPool,
+    },
+}
+
+impl FtpsClient {
+    /// Downloads `remote_path` into `writer` over one connection.
+    ///
+    /// The data is read in 1 MiB buffers, hashed with SHA-256 and written to `writer`, which
+    /// is flushed at the end. The client checks the byte count against the server's `SIZE`
+    /// when the server implements it. [`DownloadOptions::resume`] and
+    /// [`DownloadOptions::segments`] do not apply here.
+    ///
+    /// # Errors
+    ///
+    /// - [`FtpError::InvalidRemotePath`] when the path contains a control character.
+    /// - [`FtpError::NotFound`] when the server replies `550` to `SIZE` or `RETR`.
+    /// - [`FtpError::Stream`] when writing to `writer` fails.
+    /// - [`FtpError::IncompleteTransfer`] when fewer or more bytes arrive than `SIZE` reported.
+    /// - [`FtpError::ServerReply`], [`FtpError::Network`], [`FtpError::TlsHandshake`],
+    ///   [`FtpError::TlsSessionReuseRequired`] or [`FtpError::Timeout`] when a command or a
+    ///   connection fails or stalls.
+    pub async fn download_to<W: AsyncWrite + Unpin + Send>(
+        &mut self,
+        remote_path: &str,
+        mut writer: W,
+        options: &DownloadOptions,
+    ) -> Result<Download, FtpError> {
+        check_remote_file(remote_path)?;
+        let span = info_span!("ftps_download", host = %self.context.host, remote_path);
+        async {
+            let started = Instant::now();
+            let total = self.optional_size(remote_path).await?;
+            let progress = SharedProgress::new(options.progress.as_ref(), total, 0);
+            let mut hasher = Sha256::new();
+            let mut sniffer = Sniffer::default();
+            let mut output = Output::Writer {
+                writer: &mut writer,
+                hasher: &mut hasher,
+                sniffer: &mut sniffer,
+            };
+            let received = self
+                .fetch(remote_path, 0, None, &mut output, &progress)
+                .await?;
+            drop(output);
+            check_received(self, remote_path, total, received)?;
+            writer.flush().await.map_err(|source| FtpError::Stream {
+                operation: "flushing the download writer".to_owned(),
+                source,
+            })?;
+            progress.finish(received);
+            let sha256 = hex::encode(hasher.finalize());
+            info!(bytes = received, elapsed = ?started.elapsed(), %sha256, "download complete");
+            Ok(Download {
+                local_path: None,
+                bytes: received,
+                sha256,
+                format: sniffer.format(),
+                resumed_from: 0,
+            })
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Downloads `remote_path` to the local file `local`.
+    ///
+    /// The data goes to `.<name>.part` beside `local`, written by a dedicated thread in 1 MiB
+    /// buffers. Blocks of 64 KiB that are all zero are skipped, so the file is sparse where the
+    /// image is. After the server confirms the transfer and the byte count equals the server's
+    /// `SIZE`, the partial file is renamed to `local`, replacing any file there. A failed
+    /// single-connection download leaves the partial file for [`DownloadOptions::resume`]; a
+    /// failed segmented download removes it.
+    ///
+    /// With [`DownloadOptions::resume`] an existing partial file is kept: its bytes are hashed
+    /// and the rest is fetched with `REST`. A partial file longer than the remote file is
+    /// discarded. With [`DownloadOptions::segments`] above 1 and a file of at least 1 MiB per
+    /// segment, that many extra connections each fetch one byte range into the preallocated
+    /// file, and the SHA-256 is computed by reading the finished file once. With
+    /// [`DownloadOptions::retries`] a retryable failure reconnects and resumes.
+    ///
+    /// # Errors
+    ///
+    /// - [`FtpError::InvalidRemotePath`] when the path contains a control character, and
+    ///   [`FtpError::InvalidOption`] when `local` has no file name or `segments` is 0 or above
+    ///   [`MAX_SEGMENTS`].
+    /// - [`FtpError::NotFound`] when the server replies `550` to `SIZE` or `RETR`.
+    /// - [`FtpError::Io`] when the local file cannot be written or renamed.
+    /// - [`FtpError::IncompleteTransfer`] when fewer or more bytes arrive than `SIZE` reported.
+    /// - [`FtpError::ServerReply`], [`FtpError::Network`], [`FtpError::TlsHandshake`],
+    ///   [`FtpError::TlsSessionReuseRequired`] or [`FtpError::Timeout`] when a command or a
+    ///   connection fails or stalls.
+    pub async fn download_file(
+        &mut self,
+        remote_path: &str,
+        local: &Path,
+        options: &DownloadOptions,
+    ) -> Result<Download, FtpError> {
+        check_remote_file(remote_path)?;
+        if options.segments == 0 || options.segments > MAX_SEGMENTS {
+            return Err(FtpError::InvalidOption {
+                name: "DownloadOptions::segments".to_owned(),
+                value: options.segments.to_string(),
+                reason: format!("use a number of connections from 1 to {MAX_SEGMENTS}"),
+            });
+        }
+        let part = partial_path(local)?;
+        let span = info_span!(
+            "ftps_download",
+            host = %self.context.host,
+            remote_path,
+            local = %local.display()
+        );
+        async {
+            let started = Instant::now();
+            let mut attempt_number = 0_u32;
+            let (mut download, segments) = loop {
+                let attempt = self
+                    .download_attempt(remote_path, &part, options, attempt_number > 0)
+                    .await;
+                match attempt {
+                    Err(error)
+                        if error.is_retryable()
+                            && attempt_number < options.retries
+                            && !matches!(error, FtpError::IncompleteTransfer { .. }) =>
+                    {
+                        attempt_number += 1;
+                        let delay = backoff_delay(attempt_number);
+                        warn!(
+                            %error,
+                            attempt = attempt_number,
+                            of = options.retries,
+                            ?delay,
+                            "download failed; reconnecting and resuming"
+                        );
+                        tokio::time::sleep(delay).await;
+                        if let Err(error) = self.reconnect().await {
+                            warn!(%error, "reconnect failed");
+                            if !error.is_retryable() {
+                                return Err(error);
+                            }
+                        }
+                    }
+                    other => break other?,
+                }
+            };
+            tokio::fs::rename(&part, local)
+                .await
+                .map_err(|source| FtpError::Io {
+                    path: local.to_owned(),
+                    source,
+                })?;
+            download.local_path = Some(local.to_owned());
+            info!(
+                bytes = download.bytes,
+                resumed_from = download.resumed_from,
+                segments,
+                elapsed = ?started.elapsed(),
+                sha256 = %download.sha256,
+                format = %download.format,
+                "download complete"
+            );
+            Ok(download)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Runs one download attempt and returns the download and the number of connections used.
+    async fn download_attempt(
+        &mut self,
+        remote_path: &str,
+        part: &Path,
+        options: &DownloadOptions,
+        retrying: bool,
+    ) -> Result<(Download, usize), FtpError> {
+        let total = self.optional_size(remote_path).await?;
+        let segments = match total {
+            Some(total) => segment_count(options.segments, total),
+            None => 1,
+        };
+        let download = match total {
+            Some(total) if segments > 1 => {
+                self.download_segmented(remote_path, part, total, segments, options)
+                    .await?
+            }
+            _ => {
+                let resume = options.resume || retrying;
+                self.download_single(remote_path, part, total, resume, options)
+                    .await?
+            }
+        };
+        Ok((download, segments))
+    }
+
+    async fn download_single(
+        &mut self,
+        remote_path: &str,
+        part: &Path,
+        total: Option<u64>,
+        resume: bool,
+        options: &DownloadOptions,
+    ) -> Result<Download, FtpError> {
+        let mut offset = 0;
+        if resume {
+            match tokio::fs::metadata(part).await {
+                Ok(metadata) => offset = metadata.len(),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(FtpError::Io {
+                        path: part.to_owned(),
+                        source,
+                    });
+                }
+            }
+        }
+        if let Some(total) = total
+            && offset > total
+        {
+            warn!(
+                partial = offset,
+                remote = total,
+                "the local partial file is longer than the remote file; starting again"
+            );
+            offset = 0;
+        }
+        if offset > 0 {
+            info!(offset, "resuming the download");
+        }
+
+        let mode = if offset > 0 {
+            OpenMode::Resume { offset }
+        } else {
+            OpenMode::Fresh { preallocate: None }
+        };
+        let writer = FileWriter::start(part, mode, true);
+        let progress = SharedProgress::new(options.progress.as_ref(), total, offset);
+        let mut output: Output<'_, tokio::io::Sink> = Output::File {
+            sender: writer.sender(),
+            pool: writer.pool(),
+        };
+        let complete = total.is_some_and(|total| total == offset && offset > 0);
+        let fetched = if complete {
+            Ok(0)
+        } else {
+            self.fetch(remote_path, offset, None, &mut output, &progress)
+                .await
+        };
+        drop(output);
+        let received = match fetched {
+            Ok(received) => received,
+            Err(FtpError::Stream { .. }) => return Err(writer.failure().await),
+            Err(error) => {
+                // The thread still writes what arrived, so a later resume keeps it.
+                let _ = writer.finish().await;
+                return Err(error);
+            }
+        };
+        let outcome = writer.finish().await?;
+        let bytes = offset + received;
+        check_received(self, remote_path, total, bytes)?;
+        progress.finish(bytes);
+        Ok(Download {
+            local_path: None,
+            bytes,
+            sha256: outcome.sha256.unwrap_or_default(),
+            format: outcome.format,
+            resumed_from: offset,
+        })
+    }
+
+    async fn download_segmented(
+        &mut self,
+        remote_path: &str,
+        part: &Path,
+        total: u64,
+        segments: usize,
+        options: &DownloadOptions,
+    ) -> Result<Download, FtpError> {
+        let writer = FileWriter::start(
+            part,
+            OpenMode::Fresh {
+                preallocate: Some(total),
+            },
+            false,
+        );
+        let progress = Arc::new(SharedProgress::new(
+            options.progress.as_ref(),
+            Some(total),
+            0,
+        ));
+        let ranges = split_ranges(total, segments);
+        debug!(?ranges, "segment ranges");
+
+        let mut tasks = Vec::with_capacity(ranges.len());
+        for (start, length) in ranges {
+            let config = self.config.clone();
+            let remote = remote_path.to_owned();
+            let sender = writer.sender();
+            let pool = writer.pool();
+            let progress = Arc::clone(&progress);
+            let is_last = start + length == total;
+            tasks.push(tokio::spawn(
+                fetch_segment(
+                    config, remote, start, length, is_last, sender, pool, progress,
+                )
+                .in_current_span(),
+            ));
+        }
+
+        let mut first_error = None;
+        for task in tasks {
+            let result = match task.await {
+                Ok(result) => result,
+                Err(join_error) => Err(FtpError::Protocol {
+                    host: self.context.host.clone(),
+                    operation: format!("RETR {remote_path}"),
+                    message: format!("a segment task failed: {join_error}"),
+                }),
+            };
+            if let Err(error) = result
+                && first_error.is_none()
+            {
+                first_error = Some(error);
+            }
+        }
+        if let Some(error) = first_error {
+            let _ = writer.finish().await;
+            // The preallocated file has the full length but holes where segments failed, so a
+            // later resume would take it for complete. Remove it.
+            if let Err(remove_error) = tokio::fs::remove_file(part).await {
+                warn!(%remove_error, part = %part.display(), "failed to remove the partial file");
+            }
+            return Err(error);
+        }
+        writer.finish().await?;
+
+        let (sha256, format) = hash_file(part).await?;
+        progress.finish(total);
+        self.keep_alive().await;
+        Ok(Download {
+            local_path: None,
+            bytes: total,
+            sha256,
+            format,
+            resumed_from: 0,
+        })
+    }
+
+    /// Sends `NOOP` and reconnects when it fails, because the session's control connection sat
+    /// idle while other connections did the work.
+    async fn keep_alive(&mut self) {
+        let context = &self.context;
+        let ftp = &mut self.ftp;
+        let alive = context
+            .bounded("NOOP", async {
+                ftp.noop()
+                    .await
+                    .map_err(|error| context.map_error(error, Channel::Control, "NOOP"))
+            })
+            .await;
+        if let Err(error) = alive {
+            debug!(%error, "the idle control connection failed; reconnecting");
+            if let Err(error) = self.reconnect().await {
+                warn!(%error, "reconnect after a segmented download failed");
+            }
+        }
+    }
+
+    /// Returns the remote size, or `None` when the server does not implement `SIZE`.
+    async fn optional_size(&mut self, remote_path: &str) -> Result<Option<u64>, FtpError> {
+        match self.size(remote_path).await {
+            Ok(size) => Ok(Some(size)),
+            Err(error) if matches!(error.reply_code(), Some(500 | 502 | 504)) => {
+                debug!(%error, "SIZE is not available; the byte count is not checked");
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Fetches `remote_path` from `offset`, at most `limit` bytes, into `output`, and returns
+    /// the bytes received. With a limit the transfer is aborted after the limit.
+    async fn fetch<W: AsyncWrite + Unpin + Send>(
+        &mut self,
+        remote_path: &str,
+        offset: u64,
+        limit: Option<u64>,
+        output: &mut Output<'_, W>,
+        progress: &SharedProgress,
+    ) -> Result<u64, FtpError> {
+        let command = DataCommand::Retr(remote_path.to_owned());
+        let line = command.line();
+        let mut transfer = self.open_data(&command, offset).await?;
+        let received = match self
+            .receive(&mut transfer, &line, offset, limit, output, progress)
+            .await
+        {
+            Ok(received) => received,
+            Err(error) => return Err(self.abandon(transfer, error, &line).await),
+        };
+
+        if limit.is_some_and(|limit| received >= limit) {
+            // The server is still sending the rest of the file; ABOR stops it.
+            let context = &self.context;
+            let ftp = &mut self.ftp;
+            let aborted = context
+                .bounded(&format!("ABOR after {line}"), async {
+                    ftp.abort(transfer)
+                        .await
+                        .map_err(|error| context.map_error(error, Channel::Control, "ABOR"))
+                })
+                .await;
+            if let Err(error) = aborted {
+                // The range is complete; only this session's state is in doubt.
+                debug!(%error, "ABOR after a complete range failed");
+            }
+            return Ok(received);
+        }
+
+        let context = &self.context;
+        context
+            .bounded_final(&format!("waiting for the final reply to {line}"), async {
+                transfer
+                    .finish()
+                    .await
+                    .map_err(|error| context.map_error(error, Channel::Data, &line))
+            })
+            .await?;
+        Ok(received)
+    }
+
+    /// Reads the data connection into `output` until the end of the file or `limit` bytes.
+    async fn receive<W: AsyncWrite + Unpin + Send>(
+        &self,
+        transfer: &mut Transfer,
+        line: &str,
+        offset: u64,
+        limit: Option<u64>,
+        output: &mut Output<'_, W>,
+        progress: &SharedProgress,
+    ) -> Result<u64, FtpError> {
+        let context = &self.context;
+        let read_what = format!("reading the data connection of {line}");
+        let mut received = 0_u64;
+        let mut spare = None;
+        loop {
+            let mut buffer = match (spare.take(), &*output) {
+                (Some(buffer), _) => buffer,
+                (None, Output::File { pool, .. }) => pool.take(),
+                (None, Output::Writer { .. }) => vec![0_u8; CHUNK_SIZE],
+            };
+            let room = match limit {
+                Some(limit) => usize::try_from(limit - received)
+                    .unwrap_or(usize::MAX)
+                    .min(buffer.len()),
+                None => buffer.len(),
+            };
+            let mut filled = 0;
+            let mut ended = false;
+            while filled < room {
+                let slice = buffer.get_mut(filled..room).unwrap_or_default();
+                let read = context
+                    .bounded(&read_what, async {
+                        transfer
+                            .read(slice)
+                            .await
+                            .map_err(|source| FtpError::Network {
+                                host: context.host.clone(),
+                                channel: Channel::Data,
+                                operation: line.to_owned(),
+                                source,
+                            })
+                    })
+                    .await?;
+                if read == 0 {
+                    ended = true;
+                    break;
+                }
+                filled += read;
+            }
+
+            if filled > 0 {
+                let position = offset + received;
+                received += filled as u64;
+                match output {
+                    Output::Writer {
+                        writer,
+                        hasher,
+                        sniffer,
+                    } => {
+                        let data = buffer.get(..filled).unwrap_or_default();
+                        hasher.update(data);
+                        sniffer.feed(data);
+                        context
+                            .bounded("writing the download writer", async {
+                                writer
+                                    .write_all(data)
+                                    .await
+                                    .map_err(|source| FtpError::Stream {
+                                        operation: "writing the download writer".to_owned(),
+                                        source,
+                                    })
+                            })
+                            .await?;
+                        spare = Some(buffer);
+                    }
+                    Output::File { sender, .. } => {
+                        let chunk = Chunk {
+                            position,
+                            data: buffer,
+                            len: filled,
+                        };
+                        if sender.send(chunk).await.is_err() {
+                            return Err(FtpError::Stream {
+                                operation: "handing data to the file writer".to_owned(),
+                                source: std::io::Error::other("the file writer stopped"),
+                            });
+                        }
+                    }
+                }
+                progress.add(filled as u64);
+            } else {
+                spare = Some(buffer);
+            }
+
+            let limit_reached = limit.is_some_and(|limit| received >= limit);
+            if ended || limit_reached {
+                return Ok(received);
+            }
+        }
+    }
+}
+
+/// Fetches one byte range over its own session.
+#[allow(clippy::too_many_arguments)]
+async fn fetch_segment(
+    config: FtpsConfig,
+    remote_path: String,
+    start: u64,
+    length: u64,
+    is_last: bool,
+    sender: mpsc::Sender<Chunk>,
+    pool: BufferPool,
+    progress: Arc<SharedProgress>,
+) -> Result<(), FtpError> {
+    let mut client = FtpsClient::connect(&config).await?;
+    let mut output: Output<'_, tokio::io::Sink> = Output::File { sender, pool };
+    // The last range reads to the end of the file and finishes normally; the others stop at
+    // their length and abort.
+    let limit = (!is_last).then_some(length);
+    let received = client
+        .fetch(&remote_path, start, limit, &mut output, &progress)
+        .await?;
+    drop(output);
+    if received != length {
+        return Err(FtpError::IncompleteTransfer {
+            host: config.host.clone(),
+            remote_path,
+            sent: length,
+            stored: received,
+        });
+    }
+    debug!(start, length, "segment complete");
+    if let Err(error) = client.quit().await {
+        debug!(%error, "QUIT after a segment failed");
+    }
+    Ok(())
+}
+
+fn check_received(
+    client: &FtpsClient,
+    remote_path: &str,
+    total: Option<u64>,
+    received: u64,
+) -> Result<(), FtpError> {
+    match total {
+        Some(total) if total != received => Err(FtpError::IncompleteTransfer {
+            host: client.context.host.clone(),
+            remote_path: remote_path.to_owned(),
+            sent: total,
+            stored: received,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn check_remote_file(remote_path: &str) -> Result<(), FtpError> {
+    validate_remote_dir(remote_path)?;
+    if remote_path.trim().is_empty() || remote_path.ends_with('/') {
+        return Err(FtpError::InvalidRemotePath {
+            path: remote_path.to_owned(),
+            reason: "the path names no file; pass a path such as `images/disk.img`".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Returns `.<name>.part` beside `local`.
+fn partial_path(local: &Path) -> Result<PathBuf, FtpError> {
+    let Some(name) = local.file_name() else {
+        return Err(FtpError::InvalidOption {
+            name: "local path".to_owned(),
+            value: local.display().to_string(),
+            reason: "the path has no file name; pass a file path such as `disk.img`".to_owned(),
+        });
+    };
+    let mut partial = std::ffi::OsString::from(".");
+    partial.push(name);
+    partial.push(".part");
+    Ok(local.with_file_name(partial))
+}
+
+/// Returns the number of connections for a file of `total` bytes: at most `requested`, and
+/// at least [`MIN_SEGMENT_BYTES`] per connection.
+fn segment_count(requested: usize, total: u64) -> usize {
+    let by_size = usize::try_from(total / MIN_SEGMENT_BYTES).unwrap_or(usize::MAX);
+    requested.min(by_size).max(1)
+}
+
+/// Splits `total` bytes into `count` ranges `(start, length)`; the last takes the remainder.
+fn split_ranges(total: u64, count: usize) -> Vec<(u64, u64)> {
+    let count_u64 = count as u64;
+    let base = total / count_u64;
+    (0..count_u64)
+        .map(|index| {
+            let start = index * base;
+            let length = if index + 1 == count_u64 {
+                total - start
+            } else {
+                base
+            };
+            (start, length)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_cover_file() {
+        let ranges = split_ranges(16 * 1024 * 1024 + 3, 4);
+        assert_eq!(ranges.len(), 4);
+        assert_eq!(ranges.first(), Some(&(0, 4 * 1024 * 1024)));
+        let covered: u64 = ranges.iter().map(|(_, length)| length).sum();
+        assert_eq!(covered, 16 * 1024 * 1024 + 3);
+        for pair in ranges.windows(2) {
+            if let [(start, length), (next, _)] = pair {
+                assert_eq!(start + length, *next);
+            }
+        }
+    }
+
+    #[test]
+    fn segment_count_table() {
+        assert_eq!(segment_count(4, 16 * 1024 * 1024), 4);
+        assert_eq!(segment_count(4, 2 * 1024 * 1024), 2);
+        assert_eq!(segment_count(4, 1000), 1);
+        assert_eq!(segment_count(1, 1 << 40), 1);
+    }
+
+    #[test]
+    fn partial_path_is_hidden_beside_file() {
+        let path = partial_path(Path::new("/tmp/images/disk.img"));
+        assert_eq!(path.ok(), Some(PathBuf::from("/tmp/images/.disk.img.part")));
+        assert!(partial_path(Path::new("/")).is_err());
+    }
+}

@@ -1,0 +1,133 @@
+//! Per-transfer options for uploads and downloads.
+
+use crate::progress::ProgressSink;
+
+/// Maximum number of parallel connections one segmented download may open.
+pub const MAX_SEGMENTS: usize = 16;
+
+/// Options for [`crate::FtpsClient::upload_file_with`] and [`crate::FtpsClient::upload_reader`].
+///
+/// The default starts a fresh upload, deletes the temporary file when the upload fails, reports
+/// no progress and makes no retry.
+#[derive(Clone, Default, Debug)]
+pub struct UploadOptions {
+    pub(crate) resume: bool,
+    pub(crate) keep_partial_on_error: bool,
+    pub(crate) progress: Option<ProgressSink>,
+    pub(crate) retries: u32,
+}
+
+impl UploadOptions {
+    /// Creates the default options.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets whether an existing temporary file `.<name>.part` is continued (default `false`).
+    ///
+    /// The client reads the temporary file's size, reads and hashes that many bytes of the
+    /// local data without sending them, and sends the rest with `REST` + `STOR` when the server's
+    /// `FEAT` lists `REST STREAM`, or with `APPE` otherwise. When the temporary file is longer
+    /// than the local file, or the server rejects both ways of resuming, the upload starts again
+    /// from byte 0.
+    pub fn resume(mut self, yes: bool) -> Self {
+        self.resume = yes;
+        self
+    }
+
+    /// Sets whether the temporary file stays on the server when the upload fails (default
+    /// `false`, which deletes it).
+    ///
+    /// Keep it to resume the upload later with [`UploadOptions::resume`].
+    pub fn keep_partial_on_error(mut self, yes: bool) -> Self {
+        self.keep_partial_on_error = yes;
+        self
+    }
+
+    /// Sets where progress reports go.
+    pub fn progress(mut self, sink: ProgressSink) -> Self {
+        self.progress = Some(sink);
+        self
+    }
+
+    /// Sets how many times [`crate::FtpsClient::upload_file_with`] reconnects and resumes after
+    /// a retryable failure (default 0).
+    ///
+    /// Retryable failures are lost connections, time-outs, an incomplete transfer and the
+    /// replies `421`, `425`, `426`, `450` and `451`. Each retry waits an exponential, jittered
+    /// delay starting at about 0.5 s. [`crate::FtpsClient::upload_reader`] cannot read its source
+    /// twice and makes no retries.
+    pub fn retries(mut self, attempts: u32) -> Self {
+        self.retries = attempts;
+        self
+    }
+}
+
+/// Options for [`crate::FtpsClient::download_file`] and [`crate::FtpsClient::download_to`].
+///
+/// The default downloads over one connection from byte 0, reports no progress and makes no
+/// retry.
+#[derive(Clone, Debug)]
+pub struct DownloadOptions {
+    pub(crate) resume: bool,
+    pub(crate) segments: usize,
+    pub(crate) progress: Option<ProgressSink>,
+    pub(crate) retries: u32,
+}
+
+impl Default for DownloadOptions {
+    fn default() -> Self {
+        Self {
+            resume: false,
+            segments: 1,
+            progress: None,
+            retries: 0,
+        }
+    }
+}
+
+impl DownloadOptions {
+    /// Creates the default options.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets whether [`crate::FtpsClient::download_file`] continues a local partial file
+    /// `.<name>.part` with `REST` (default `false`).
+    ///
+    /// [`crate::FtpsClient::download_to`] always starts at byte 0, because a writer has no
+    /// length to resume from, and a segmented download always starts fresh.
+    pub fn resume(mut self, yes: bool) -> Self {
+        self.resume = yes;
+        self
+    }
+
+    /// Sets how many connections [`crate::FtpsClient::download_file`] uses, each fetching one
+    /// byte range of the file (default 1, at most [`MAX_SEGMENTS`]).
+    ///
+    /// Each extra connection logs in again. Values above 1 apply to file downloads only;
+    /// [`crate::FtpsClient::download_to`] uses one connection.
+    pub fn segments(mut self, count: usize) -> Self {
+        self.segments = count;
+        self
+    }
+
+    /// Sets where progress reports go.
+    pub fn progress(mut self, sink: ProgressSink) -> Self {
+        self.progress = Some(sink);
+        self
+    }
+
+    /// Sets how many times [`crate::FtpsClient::download_file`] reconnects and tries again
+    /// after a retryable failure (default 0).
+    ///
+    /// Retryable failures are lost connections, time-outs and the replies `421`, `425`, `426`,
+    /// `450` and `451`; a byte count that differs from `SIZE` is not retried. A
+    /// single-connection download resumes from its partial file, and a segmented download
+    /// starts again. Each retry waits an exponential, jittered delay starting at about 0.5 s.
+    /// [`crate::FtpsClient::download_to`] makes no retries.
+    pub fn retries(mut self, attempts: u32) -> Self {
+        self.retries = attempts;
+        self
+    }
+}

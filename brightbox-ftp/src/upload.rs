@@ -1,0 +1,625 @@
+//! Uploads: temporary name, resume, SHA-256, size check, rename and retries.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::client::{CHUNK_SIZE, FtpsClient, Transfer};
+use crate::error::{Channel, FtpError};
+use crate::names::{join_remote, temporary_name, validate_remote_dir, validate_remote_name};
+use crate::options::UploadOptions;
+use crate::progress::{ProgressSink, Reporter};
+use crate::transfer::{DataCommand, backoff_delay};
+
+/// Result of a successful upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Upload {
+    /// The final remote path: `remote_dir` and `remote_name` joined with `/`.
+    pub remote_path: String,
+    /// Length of the whole file in bytes, equal to the size the server reported.
+    pub bytes: u64,
+    /// SHA-256 of the whole file as lowercase hex, including a resumed prefix.
+    pub sha256: String,
+    /// Bytes that an earlier attempt had already stored and this upload did not send again.
+    pub resumed_from: u64,
+}
+
+/// The source of upload data, named in error messages.
+enum Source<'a> {
+    File(&'a Path),
+    Reader,
+}
+
+impl Source<'_> {
+    fn read_error(&self, source: std::io::Error) -> FtpError {
+        match self {
+            Source::File(path) => FtpError::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+            Source::Reader => FtpError::Stream {
+                operation: "reading the upload source".to_owned(),
+                source,
+            },
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Source::File(path) => format!("reading {}", path.display()),
+            Source::Reader => "reading the upload source".to_owned(),
+        }
+    }
+}
+
+/// Remote names of one upload.
+struct Target {
+    final_path: String,
+    temporary_path: String,
+}
+
+/// A progress callback of the older [`FtpsClient::upload_file`] signature.
+type LegacyProgress<'a> = Option<&'a (dyn Fn(u64) + Send + Sync)>;
+
+/// A failed attempt: the error, and whether a partial file may be on the server.
+struct Failure {
+    error: FtpError,
+    partial_exists: bool,
+}
+
+impl From<FtpError> for Failure {
+    fn from(error: FtpError) -> Self {
+        Failure {
+            error,
+            partial_exists: true,
+        }
+    }
+}
+
+impl FtpsClient {
+    /// Uploads `local` to `remote_dir/remote_name`.
+    ///
+    /// This is [`FtpsClient::upload_file_with`] with default options, except that `progress`,
+    /// when given, receives the cumulative number of bytes sent after each 1 MiB chunk.
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`FtpsClient::upload_file_with`].
+    pub async fn upload_file(
+        &mut self,
+        local: &Path,
+        remote_dir: &str,
+        remote_name: &str,
+        progress: Option<&(dyn Fn(u64) + Send + Sync)>,
+    ) -> Result<Upload, FtpError> {
+        self.upload_file_inner(
+            local,
+            remote_dir,
+            remote_name,
+            &UploadOptions::default(),
+            progress,
+        )
+        .await
+    }
+
+    /// Uploads `local` to `remote_dir/remote_name` with `options`.
+    ///
+    /// The file is streamed from disk in 1 MiB chunks, so memory use does not grow with the
+    /// file, to the temporary name `remote_dir/.remote_name.part`. The SHA-256 of the whole
+    /// file is computed on the way. After the server confirms the transfer (`226`) and reports
+    /// a size equal to the local length, the temporary file is renamed to `remote_name`,
+    /// replacing any file of that name. A failed upload never leaves a file under
+    /// `remote_name`. The temporary file is deleted, unless
+    /// [`UploadOptions::keep_partial_on_error`] is set or the connection is lost.
+    ///
+    /// With [`UploadOptions::resume`] an existing temporary file is continued, and with
+    /// [`UploadOptions::retries`] a retryable failure reconnects and resumes.
+    ///
+    /// # Errors
+    ///
+    /// - [`FtpError::InvalidRemoteName`] or [`FtpError::InvalidRemotePath`] before any network
+    ///   I/O when the name or directory is not allowed.
+    /// - [`FtpError::Io`] when the local file cannot be read, is not a regular file, or changes
+    ///   length during the upload.
+    /// - [`FtpError::IncompleteTransfer`] when the server stores a different number of bytes.
+    /// - [`FtpError::PermissionDenied`] when the server does not allow writing the directory.
+    /// - [`FtpError::TlsSessionReuseRequired`] when the server rejects the data connection for
+    ///   not resuming the TLS session.
+    /// - [`FtpError::ServerReply`], [`FtpError::Network`], [`FtpError::TlsHandshake`] or
+    ///   [`FtpError::Timeout`] when a command, the data connection or a read or write fails or
+    ///   stalls, after the retries run out.
+    pub async fn upload_file_with(
+        &mut self,
+        local: &Path,
+        remote_dir: &str,
+        remote_name: &str,
+        options: &UploadOptions,
+    ) -> Result<Upload, FtpError> {
+        self.upload_file_inner(local, remote_dir, remote_name, options, None)
+            .await
+    }
+
+    /// Uploads the bytes `reader` yields to `remote_dir/remote_name` with `options`.
+    ///
+    /// The upload works like [`FtpsClient::upload_file_with`]: temporary name, SHA-256, size
+    /// check and rename. With [`UploadOptions::resume`] the client reads and hashes as many
+    /// bytes from `reader` as the temporary file holds, without sending them, so the reader
+    /// must yield the whole file from its start. [`UploadOptions::retries`] is ignored, because
+    /// a reader cannot be read twice. Progress reports carry no total.
+    ///
+    /// # Errors
+    ///
+    /// - [`FtpError::Stream`] when reading `reader` fails.
+    /// - [`FtpError::ResumeMismatch`] when resuming and `reader` ends before the length of the
+    ///   remote temporary file; that file is then deleted.
+    /// - The other errors of [`FtpsClient::upload_file_with`].
+    pub async fn upload_reader<R: AsyncRead + Unpin + Send>(
+        &mut self,
+        mut reader: R,
+        remote_dir: &str,
+        remote_name: &str,
+        options: &UploadOptions,
+    ) -> Result<Upload, FtpError> {
+        let target = prepare_target(remote_dir, remote_name)?;
+        let span = info_span!(
+            "ftps_upload",
+            host = %self.context.host,
+            remote_path = %target.final_path,
+            source = "reader",
+        );
+        async {
+            let attempt = self
+                .upload_attempt(
+                    &mut reader,
+                    None,
+                    &Source::Reader,
+                    &target,
+                    options.resume,
+                    options.progress.as_ref(),
+                    None,
+                )
+                .await;
+            self.settle(attempt, &target, options.keep_partial_on_error)
+                .await
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn upload_file_inner(
+        &mut self,
+        local: &Path,
+        remote_dir: &str,
+        remote_name: &str,
+        options: &UploadOptions,
+        legacy: LegacyProgress<'_>,
+    ) -> Result<Upload, FtpError> {
+        let target = prepare_target(remote_dir, remote_name)?;
+        let span = info_span!(
+            "ftps_upload",
+            host = %self.context.host,
+            remote_path = %target.final_path,
+            local = %local.display(),
+        );
+        async {
+            let mut attempt_number = 0_u32;
+            loop {
+                let attempt = match open_local(local).await {
+                    Ok((mut file, length)) => {
+                        let resume = options.resume || attempt_number > 0;
+                        self.upload_attempt(
+                            &mut file,
+                            Some(length),
+                            &Source::File(local),
+                            &target,
+                            resume,
+                            options.progress.as_ref(),
+                            legacy,
+                        )
+                        .await
+                    }
+                    Err(error) => Err(Failure {
+                        error,
+                        partial_exists: false,
+                    }),
+                };
+                match attempt {
+                    Err(failure)
+                        if failure.error.is_retryable() && attempt_number < options.retries =>
+                    {
+                        attempt_number += 1;
+                        let delay = backoff_delay(attempt_number);
+                        warn!(
+                            error = %failure.error,
+                            attempt = attempt_number,
+                            of = options.retries,
+                            ?delay,
+                            "upload failed; reconnecting and resuming"
+                        );
+                        tokio::time::sleep(delay).await;
+                        if let Err(error) = self.reconnect().await {
+                            warn!(%error, "reconnect failed");
+                            if !error.is_retryable() {
+                                return Err(error);
+                            }
+                        }
+                    }
+                    other => {
+                        return self
+                            .settle(other, &target, options.keep_partial_on_error)
+                            .await;
+                    }
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Returns the upload, or deletes or keeps the partial file and returns the error.
+    async fn settle(
+        &mut self,
+        attempt: Result<Upload, Failure>,
+        target: &Target,
+        keep_partial: bool,
+    ) -> Result<Upload, FtpError> {
+        match attempt {
+            Ok(upload) => Ok(upload),
+            Err(failure) => {
+                if failure.partial_exists {
+                    if keep_partial {
+                        info!(
+                            temporary_path = %target.temporary_path,
+                            "kept the partial upload; resume it with UploadOptions::resume"
+                        );
+                    } else {
+                        self.discard_partial(&target.temporary_path).await;
+                    }
+                }
+                Err(failure.error)
+            }
+        }
+    }
+
+    /// Runs one upload attempt over the current session.
+    #[allow(clippy::too_many_arguments)]
+    async fn upload_attempt<R: AsyncRead + Unpin + Send>(
+        &mut self,
+        reader: &mut R,
+        length: Option<u64>,
+        source: &Source<'_>,
+        target: &Target,
+        resume: bool,
+        sink: Option<&ProgressSink>,
+        legacy: LegacyProgress<'_>,
+    ) -> Result<Upload, Failure> {
+        let started = Instant::now();
+        let temporary = target.temporary_path.as_str();
+
+        let mut offset = if resume {
+            self.partial_size(temporary).await?
+        } else {
+            0
+        };
+        if let Some(length) = length
+            && offset > length
+        {
+            warn!(
+                partial = offset,
+                local = length,
+                "the remote partial file is longer than the local file; starting again"
+            );
+            offset = 0;
+        }
+
+        // A fresh upload and a resume on a server with `REST STREAM` both use STOR; REST
+        // carries the offset of the latter.
+        let mut command = if offset == 0 || self.features.rest_stream() {
+            DataCommand::Stor(temporary.to_owned())
+        } else {
+            DataCommand::Appe(temporary.to_owned())
+        };
+        let rest = if matches!(command, DataCommand::Stor(_)) {
+            offset
+        } else {
+            0
+        };
+        let mut transfer = match self.open_data(&command, rest).await {
+            Ok(transfer) => transfer,
+            Err(error) if offset > 0 && matches!(error.reply_code(), Some(500 | 502 | 504)) => {
+                warn!(
+                    %error,
+                    "the server does not support resuming this way; starting again from byte 0"
+                );
+                offset = 0;
+                command = DataCommand::Stor(temporary.to_owned());
+                self.open_data(&command, 0).await?
+            }
+            Err(error) => {
+                return Err(Failure {
+                    error,
+                    partial_exists: offset > 0,
+                });
+            }
+        };
+        let line = command.line();
+        if offset > 0 {
+            info!(offset, "resuming the upload");
+        }
+
+        let mut hasher = Sha256::new();
+        let mut reporter = Reporter::new(sink, length, offset);
+        let hashed = match skip_prefix(reader, offset, &mut hasher, source).await {
+            Ok(hashed) => hashed,
+            Err(error) => return Err(self.close_after_local_error(transfer, error, &line).await),
+        };
+        if hashed < offset {
+            let error = FtpError::ResumeMismatch {
+                host: self.context.host.clone(),
+                remote_path: temporary.to_owned(),
+                partial: offset,
+                available: hashed,
+            };
+            return Err(self.close_after_local_error(transfer, error, &line).await);
+        }
+
+        let copied = self
+            .send_data(
+                reader,
+                &mut transfer,
+                source,
+                &line,
+                offset,
+                &mut hasher,
+                &mut reporter,
+                legacy,
+            )
+            .await;
+        let sent = match copied {
+            Ok(sent) => sent,
+            Err(error @ (FtpError::Stream { .. } | FtpError::Io { .. })) => {
+                return Err(self.close_after_local_error(transfer, error, &line).await);
+            }
+            Err(error) => return Err(self.abandon(transfer, error, &line).await.into()),
+        };
+
+        // finish() sends TLS close_notify, waits for the server to close the data connection
+        // and checks that the reply is 226 or 250.
+        // NOTE: when the server has already closed the data connection, suppaftp 12.2 reports
+        // the failed close_notify and drops the server's reply, so the error is a `Network`
+        // error on the data channel rather than the server's reason.
+        let context = &self.context;
+        context
+            .bounded_final(&format!("waiting for the final reply to {line}"), async {
+                transfer
+                    .finish()
+                    .await
+                    .map_err(|error| context.map_error(error, Channel::Data, &line))
+            })
+            .await?;
+        let total = offset + sent;
+        debug!(bytes = total, "transfer confirmed by the server");
+
+        if let (Some(length), Source::File(path)) = (length, source)
+            && total != length
+        {
+            return Err(FtpError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::other(format!(
+                    "the file changed length during the upload, from {length} to {total} \
+                     bytes; upload it again once it no longer changes"
+                )),
+            }
+            .into());
+        }
+
+        let stored = self.size(temporary).await?;
+        if stored != total {
+            warn!(
+                expected = total,
+                actual = stored,
+                "remote size differs from the bytes sent"
+            );
+            return Err(FtpError::IncompleteTransfer {
+                host: self.context.host.clone(),
+                remote_path: temporary.to_owned(),
+                sent: total,
+                stored,
+            }
+            .into());
+        }
+
+        self.rename(temporary, &target.final_path).await?;
+        reporter.finish(total);
+        let sha256 = hex::encode(hasher.finalize());
+        info!(
+            bytes = total,
+            resumed_from = offset,
+            elapsed = ?started.elapsed(),
+            %sha256,
+            "upload complete"
+        );
+        Ok(Upload {
+            remote_path: target.final_path.clone(),
+            bytes: total,
+            sha256,
+            resumed_from: offset,
+        })
+    }
+
+    /// Ends an upload whose local side failed by closing the data connection normally.
+    ///
+    /// The server then stores the bytes sent so far and replies `226`, which keeps the control
+    /// connection in step. `ABOR` would not: libunftp 0.24 sends the transfer's own reply
+    /// after its reply to `ABOR`, and the next command would read it.
+    async fn close_after_local_error(
+        &mut self,
+        transfer: Transfer,
+        error: FtpError,
+        line: &str,
+    ) -> Failure {
+        let context = &self.context;
+        let closed = context
+            .bounded(&format!("closing the data connection of {line}"), async {
+                transfer
+                    .finish()
+                    .await
+                    .map_err(|error| context.map_error(error, Channel::Data, line))
+            })
+            .await;
+        if let Err(close_error) = closed {
+            debug!(%close_error, "closing the data connection after a local error failed");
+        }
+        Failure {
+            error,
+            partial_exists: true,
+        }
+    }
+
+    /// Returns the size of the remote partial file, or 0 when there is none.
+    async fn partial_size(&mut self, temporary: &str) -> Result<u64, Failure> {
+        match self.size(temporary).await {
+            Ok(size) => Ok(size),
+            Err(FtpError::NotFound { .. }) => Ok(0),
+            Err(error) => Err(Failure {
+                error,
+                partial_exists: false,
+            }),
+        }
+    }
+
+    /// Copies `reader` to the data connection, hashing and reporting on the way, and returns
+    /// the bytes sent.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_data<R: AsyncRead + Unpin + Send>(
+        &self,
+        reader: &mut R,
+        transfer: &mut Transfer,
+        source: &Source<'_>,
+        line: &str,
+        offset: u64,
+        hasher: &mut Sha256,
+        reporter: &mut Reporter,
+        legacy: LegacyProgress<'_>,
+    ) -> Result<u64, FtpError> {
+        let context = &self.context;
+        let mut buffer = vec![0_u8; CHUNK_SIZE];
+        let mut sent: u64 = 0;
+        let read_what = source.describe();
+        let write_what = format!("writing to the data connection of {line}");
+        reporter.update(offset);
+        loop {
+            let read = context
+                .bounded(&read_what, async {
+                    read_full(reader, &mut buffer)
+                        .await
+                        .map_err(|error| source.read_error(error))
+                })
+                .await?;
+            if read == 0 {
+                return Ok(sent);
+            }
+            let chunk = buffer.get(..read).unwrap_or_default();
+            hasher.update(chunk);
+            context
+                .bounded(&write_what, async {
+                    transfer
+                        .write_all(chunk)
+                        .await
+                        .map_err(|source| FtpError::Network {
+                            host: context.host.clone(),
+                            channel: Channel::Data,
+                            operation: line.to_owned(),
+                            source,
+                        })
+                })
+                .await?;
+            sent += read as u64;
+            reporter.update(offset + sent);
+            if let Some(report) = legacy {
+                report(sent);
+            }
+        }
+    }
+}
+
+/// Reads until `buffer` is full or the reader ends, and returns the bytes read.
+///
+/// A full buffer means fewer, larger writes to the data connection.
+async fn read_full<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buffer: &mut [u8],
+) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        let Some(rest) = buffer.get_mut(filled..) else {
+            break;
+        };
+        let read = reader.read(rest).await?;
+        if read == 0 {
+            break;
+        }
+        filled += read;
+    }
+    Ok(filled)
+}
+
+/// Reads and hashes the first `offset` bytes of `reader` without sending them, and returns how
+/// many bytes it read, which is less than `offset` only when the reader ended early.
+async fn skip_prefix<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    offset: u64,
+    hasher: &mut Sha256,
+    source: &Source<'_>,
+) -> Result<u64, FtpError> {
+    let mut buffer = vec![0_u8; CHUNK_SIZE.min(usize::try_from(offset).unwrap_or(CHUNK_SIZE))];
+    let mut done = 0_u64;
+    while done < offset {
+        let want = usize::try_from(offset - done)
+            .unwrap_or(usize::MAX)
+            .min(buffer.len());
+        let Some(slice) = buffer.get_mut(..want) else {
+            break;
+        };
+        let read = reader
+            .read(slice)
+            .await
+            .map_err(|error| source.read_error(error))?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(slice.get(..read).unwrap_or_default());
+        done += read as u64;
+    }
+    Ok(done)
+}
+
+fn prepare_target(remote_dir: &str, remote_name: &str) -> Result<Target, FtpError> {
+    validate_remote_name(remote_name)?;
+    validate_remote_dir(remote_dir)?;
+    Ok(Target {
+        final_path: join_remote(remote_dir, remote_name),
+        temporary_path: join_remote(remote_dir, &temporary_name(remote_name)),
+    })
+}
+
+/// Opens `path` for reading and returns it with its length.
+async fn open_local(path: &Path) -> Result<(tokio::fs::File, u64), FtpError> {
+    let io_error = |source| FtpError::Io {
+        path: PathBuf::from(path),
+        source,
+    };
+    let file = tokio::fs::File::open(path).await.map_err(io_error)?;
+    let metadata = file.metadata().await.map_err(io_error)?;
+    if !metadata.is_file() {
+        return Err(io_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file; pass the path of a disk image file",
+        )));
+    }
+    Ok((file, metadata.len()))
+}

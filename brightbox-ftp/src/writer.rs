@@ -1,0 +1,323 @@
+//! A dedicated blocking thread that writes downloaded data to a local file.
+//!
+//! `tokio::fs` hands every write to the blocking pool, and with small chunks most of the time
+//! goes to those hand-offs. This writer receives 1 MiB buffers over a channel, writes them with
+//! `std::fs` at their file offsets, skips blocks that are all zero so the file stays sparse, and
+//! returns the buffers to a pool for reuse.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::client::CHUNK_SIZE;
+use crate::error::FtpError;
+use crate::format::{ImageFormat, Sniffer};
+
+/// Size of the blocks that are checked for zeros and skipped.
+const SPARSE_BLOCK: usize = 64 * 1024;
+
+/// Number of buffers that may wait in the channel.
+const QUEUE_DEPTH: usize = 4;
+
+/// A filled buffer and the file offset of its first byte.
+pub(crate) struct Chunk {
+    pub(crate) position: u64,
+    pub(crate) data: Vec<u8>,
+    pub(crate) len: usize,
+}
+
+/// Buffers returned by the writer for reuse.
+#[derive(Clone, Default)]
+pub(crate) struct BufferPool {
+    free: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl BufferPool {
+    /// Returns a buffer of [`CHUNK_SIZE`] bytes, reused when one is free.
+    pub(crate) fn take(&self) -> Vec<u8> {
+        let reused = self
+            .free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        reused.unwrap_or_else(|| vec![0_u8; CHUNK_SIZE])
+    }
+
+    fn give_back(&self, buffer: Vec<u8>) {
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        if free.len() < QUEUE_DEPTH + 4 {
+            free.push(buffer);
+        }
+    }
+}
+
+/// The way the writer opens the file.
+pub(crate) enum OpenMode {
+    /// Create or truncate the file, then set its length to the given size when there is one,
+    /// which allocates nothing on file systems with sparse files.
+    Fresh { preallocate: Option<u64> },
+    /// Keep the first `offset` bytes of an existing file and write after them; those bytes are
+    /// hashed first.
+    Resume { offset: u64 },
+}
+
+/// The writer thread's result after the channel closes.
+pub(crate) struct WriterOutcome {
+    /// SHA-256 of the file as lowercase hex, when hashing was on.
+    pub(crate) sha256: Option<String>,
+    /// Format detected from the file's first bytes, when hashing was on.
+    pub(crate) format: ImageFormat,
+}
+
+/// The sending side of a running writer thread.
+pub(crate) struct FileWriter {
+    sender: mpsc::Sender<Chunk>,
+    handle: JoinHandle<std::io::Result<WriterOutcome>>,
+    pool: BufferPool,
+    path: PathBuf,
+}
+
+impl FileWriter {
+    /// Starts the thread. With `hash`, the thread hashes every byte in order, so it must then
+    /// receive chunks in file order.
+    pub(crate) fn start(path: &Path, mode: OpenMode, hash: bool) -> FileWriter {
+        let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
+        let pool = BufferPool::default();
+        let thread_pool = pool.clone();
+        let thread_path = path.to_owned();
+        let handle = tokio::task::spawn_blocking(move || {
+            write_loop(&thread_path, mode, hash, receiver, &thread_pool)
+        });
+        FileWriter {
+            sender,
+            handle,
+            pool,
+            path: path.to_owned(),
+        }
+    }
+
+    pub(crate) fn pool(&self) -> BufferPool {
+        self.pool.clone()
+    }
+
+    pub(crate) fn sender(&self) -> mpsc::Sender<Chunk> {
+        self.sender.clone()
+    }
+
+    /// Closes the channel, waits for the thread and returns its outcome.
+    ///
+    /// # Errors
+    ///
+    /// [`FtpError::Io`] when a write failed.
+    pub(crate) async fn finish(self) -> Result<WriterOutcome, FtpError> {
+        drop(self.sender);
+        join_writer(self.handle, &self.path).await
+    }
+
+    /// Returns the thread's error after a send failed because the thread stopped.
+    pub(crate) async fn failure(self) -> FtpError {
+        drop(self.sender);
+        match join_writer(self.handle, &self.path).await {
+            Err(error) => error,
+            Ok(_) => FtpError::Io {
+                path: self.path,
+                source: std::io::Error::other("the file writer stopped early"),
+            },
+        }
+    }
+}
+
+async fn join_writer(
+    handle: JoinHandle<std::io::Result<WriterOutcome>>,
+    path: &Path,
+) -> Result<WriterOutcome, FtpError> {
+    match handle.await {
+        Ok(Ok(outcome)) => Ok(outcome),
+        Ok(Err(source)) => Err(FtpError::Io {
+            path: path.to_owned(),
+            source,
+        }),
+        Err(join_error) => Err(FtpError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other(format!("the file writer thread failed: {join_error}")),
+        }),
+    }
+}
+
+fn write_loop(
+    path: &Path,
+    mode: OpenMode,
+    hash: bool,
+    mut receiver: mpsc::Receiver<Chunk>,
+    pool: &BufferPool,
+) -> std::io::Result<WriterOutcome> {
+    let mut hasher = Sha256::new();
+    let mut sniffer = Sniffer::default();
+    let mut file = match mode {
+        OpenMode::Fresh { preallocate } => {
+            let file = File::create(path)?;
+            if let Some(length) = preallocate {
+                file.set_len(length)?;
+            }
+            file
+        }
+        OpenMode::Resume { offset } => {
+            let mut file = OpenOptions::new().read(true).write(true).open(path)?;
+            file.set_len(offset)?;
+            if hash {
+                hash_prefix(&mut file, offset, &mut hasher, &mut sniffer)?;
+            }
+            file
+        }
+    };
+    let mut end = file.metadata()?.len();
+
+    while let Some(chunk) = receiver.blocking_recv() {
+        let data = chunk.data.get(..chunk.len).unwrap_or_default();
+        if hash {
+            hasher.update(data);
+            sniffer.feed(data);
+        }
+        write_sparse(&mut file, chunk.position, data)?;
+        end = end.max(chunk.position + chunk.len as u64);
+        pool.give_back(chunk.data);
+    }
+
+    // Skipped zero blocks at the end leave the file short until its length is set.
+    if file.metadata()?.len() < end {
+        file.set_len(end)?;
+    }
+    Ok(WriterOutcome {
+        sha256: hash.then(|| hex::encode(hasher.finalize())),
+        format: sniffer.format(),
+    })
+}
+
+/// Writes `data` at `position`, skipping [`SPARSE_BLOCK`]-sized blocks that are all zero.
+///
+/// The file must contain no old data in the range. That is true because the writer truncates
+/// the file, or cuts it to the resume offset, before the first write.
+fn write_sparse(file: &mut File, position: u64, data: &[u8]) -> std::io::Result<()> {
+    let mut run_start: Option<usize> = None;
+    let mut offset = 0;
+    for block in data.chunks(SPARSE_BLOCK) {
+        let zero = block.iter().all(|byte| *byte == 0);
+        match (zero, run_start) {
+            (false, None) => run_start = Some(offset),
+            (true, Some(start)) => {
+                write_at(
+                    file,
+                    position + start as u64,
+                    data.get(start..offset).unwrap_or_default(),
+                )?;
+                run_start = None;
+            }
+            _ => {}
+        }
+        offset += block.len();
+    }
+    if let Some(start) = run_start {
+        write_at(
+            file,
+            position + start as u64,
+            data.get(start..).unwrap_or_default(),
+        )?;
+    }
+    Ok(())
+}
+
+fn write_at(file: &mut File, position: u64, data: &[u8]) -> std::io::Result<()> {
+    file.seek(SeekFrom::Start(position))?;
+    file.write_all(data)
+}
+
+fn hash_prefix(
+    file: &mut File,
+    length: u64,
+    hasher: &mut Sha256,
+    sniffer: &mut Sniffer,
+) -> std::io::Result<()> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut buffer = vec![0_u8; CHUNK_SIZE];
+    let mut done = 0_u64;
+    while done < length {
+        let want = usize::try_from(length - done)
+            .unwrap_or(usize::MAX)
+            .min(buffer.len());
+        let slice = buffer.get_mut(..want).unwrap_or_default();
+        let read = file.read(slice)?;
+        if read == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("the partial file ended at {done} of {length} bytes"),
+            ));
+        }
+        let data = slice.get(..read).unwrap_or_default();
+        hasher.update(data);
+        sniffer.feed(data);
+        done += read as u64;
+    }
+    Ok(())
+}
+
+/// Hashes a whole file and detects its format, on a blocking thread.
+pub(crate) async fn hash_file(path: &Path) -> Result<(String, ImageFormat), FtpError> {
+    let owned = path.to_owned();
+    let result = tokio::task::spawn_blocking(move || -> std::io::Result<(String, ImageFormat)> {
+        let mut file = File::open(&owned)?;
+        let length = file.metadata()?.len();
+        let mut hasher = Sha256::new();
+        let mut sniffer = Sniffer::default();
+        hash_prefix(&mut file, length, &mut hasher, &mut sniffer)?;
+        Ok((hex::encode(hasher.finalize()), sniffer.format()))
+    })
+    .await;
+    match result {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(source)) => Err(FtpError::Io {
+            path: path.to_owned(),
+            source,
+        }),
+        Err(join_error) => Err(FtpError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other(format!("the hashing thread failed: {join_error}")),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparse_write_keeps_content() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("sparse.img");
+        let mut file = File::create(&path)?;
+        let mut data = vec![0_u8; SPARSE_BLOCK * 5];
+        data.iter_mut()
+            .skip(SPARSE_BLOCK)
+            .take(10)
+            .for_each(|byte| *byte = 7);
+        if let Some(last) = data.last_mut() {
+            *last = 9;
+        }
+        write_sparse(&mut file, 100, &data)?;
+        drop(file);
+
+        let written = std::fs::read(&path)?;
+        assert_eq!(written.len(), 100 + data.len());
+        assert!(
+            written
+                .get(..100)
+                .is_some_and(|head| head.iter().all(|b| *b == 0))
+        );
+        assert_eq!(written.get(100..), Some(data.as_slice()));
+        Ok(())
+    }
+}
