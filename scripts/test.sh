@@ -7,6 +7,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Two runs at once would share vsftpd's port, user and state folder, and the
+# second would restart the first's server, so runs on one machine take turns.
+exec 9>"${TMPDIR:-/tmp}/brightbox-sdk-test.lock"
+if ! flock -n 9; then
+  echo "another scripts/test.sh run holds the lock; waiting for it to finish" >&2
+  flock 9
+fi
+
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then
   sudo_cmd=(sudo)
