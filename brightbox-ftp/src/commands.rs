@@ -27,7 +27,8 @@ impl FtpsClient {
     ///   connection fails or stalls.
     pub async fn list(&mut self, remote_dir: &str) -> Result<Vec<RemoteEntry>, FtpError> {
         validate_remote_dir(remote_dir)?;
-        let use_mlsd = self.features.has("MLSD");
+        // RFC 3659 servers announce MLST in FEAT; MLSD comes with it.
+        let use_mlsd = self.features.has("MLSD") || self.features.has("MLST");
         let verb = if use_mlsd { "MLSD" } else { "LIST" };
         let line = if remote_dir.is_empty() {
             verb.to_owned()

@@ -540,6 +540,9 @@ impl FtpsClient {
             };
             let mut filled = 0;
             let mut ended = false;
+            // A read error is returned only after the bytes already in the
+            // buffer are written, so that a resume continues after them.
+            let mut failure = None;
             while filled < room {
                 let slice = buffer.get_mut(filled..room).unwrap_or_default();
                 let read = context
@@ -554,12 +557,18 @@ impl FtpsClient {
                                 source,
                             })
                     })
-                    .await?;
-                if read == 0 {
-                    ended = true;
-                    break;
+                    .await;
+                match read {
+                    Ok(0) => {
+                        ended = true;
+                        break;
+                    }
+                    Ok(read) => filled += read,
+                    Err(error) => {
+                        failure = Some(error);
+                        break;
+                    }
                 }
-                filled += read;
             }
 
             if filled > 0 {
@@ -606,6 +615,9 @@ impl FtpsClient {
                 spare = Some(buffer);
             }
 
+            if let Some(error) = failure {
+                return Err(error);
+            }
             let limit_reached = limit.is_some_and(|limit| received >= limit);
             if ended || limit_reached {
                 return Ok(received);

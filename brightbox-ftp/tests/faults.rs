@@ -561,6 +561,71 @@ async fn download_resumes_after_data_reset() {
 }
 
 #[tokio::test]
+async fn download_keeps_partial_block_after_reset() {
+    let server = ScriptedServer::start(Script::default()).await;
+    let content = (0..4 * 1024 * 1024_u32)
+        .map(|index| (index % 251) as u8)
+        .collect::<Vec<_>>();
+    let content_sha = sha256_hex(&content);
+    server.put_file("images/disk.img", content.clone());
+    let data_proxy = FaultProxy::start(
+        server.data_address(),
+        // A reset inside the first 1 MiB block: the bytes read before it must still reach the
+        // partial file, so the resume starts after them and not from zero.
+        Faults {
+            reset_after_downstream: Some(600 * 1024),
+            throttle_bytes_per_second: Some(8_000_000),
+            ..Faults::default()
+        },
+    )
+    .await;
+    server.set_advertised_data_port(data_proxy.address.port());
+    let local_dir = tempfile::tempdir().expect("local dir");
+    let local = local_dir.path().join("disk.img");
+    let mut client = FtpsClient::connect(&config(&server))
+        .await
+        .expect("connect");
+
+    let error = client
+        .download_file("images/disk.img", &local, &DownloadOptions::default())
+        .await
+        .expect_err("the data connection was reset");
+    assert!(error.is_retryable(), "{error:?}");
+    assert!(
+        !local.exists(),
+        "a failed download left {}",
+        local.display()
+    );
+
+    server.update(|script| script.advertised_data_port = None);
+    let mut client = FtpsClient::connect(&config(&server))
+        .await
+        .expect("reconnect");
+    let download = client
+        .download_file(
+            "images/disk.img",
+            &local,
+            &DownloadOptions::default().resume(true),
+        )
+        .await
+        .expect("resumed download");
+    client.quit().await.expect("quit");
+
+    assert!(download.resumed_from > 0, "{download:?}");
+    assert_eq!(download.bytes, content.len() as u64);
+    assert_eq!(download.sha256, content_sha);
+    assert_eq!(sha256_file(&local), content_sha);
+    assert!(
+        server
+            .commands()
+            .iter()
+            .any(|command| command.starts_with("REST ")),
+        "{:?}",
+        server.commands()
+    );
+}
+
+#[tokio::test]
 async fn slow_upload_with_idle_control_reset() {
     let server = ScriptedServer::start(Script::default()).await;
     let control_proxy = FaultProxy::start(
@@ -788,4 +853,43 @@ async fn vsftpd_control_reset_during_upload_fails() {
     let final_path = root.join("incoming").join(&name);
     assert!(!final_path.exists(), "{} exists", final_path.display());
     let _ = std::fs::remove_file(root.join("incoming").join(format!(".{name}.part")));
+}
+
+#[tokio::test]
+async fn list_uses_mlsd_when_feat_lists_mlst() {
+    let server = ScriptedServer::start(Script {
+        features: vec!["SIZE".to_owned(), "MLST type*;size*;modify*;".to_owned()],
+        list_body: b"type=file;size=4400000000;modify=20240305101500; big.img\r\n\
+type=dir;modify=20240305101500; subdir\r\n\
+type=cdir; .\r\n"
+            .to_vec(),
+        ..Script::default()
+    })
+    .await;
+    let mut client = FtpsClient::connect(&config(&server))
+        .await
+        .expect("connect");
+
+    let entries = client.list("incoming").await.expect("list");
+    client.quit().await.expect("quit");
+
+    let summary = entries
+        .iter()
+        .map(|entry| (entry.name.as_str(), entry.kind, entry.size))
+        .collect::<Vec<_>>();
+    assert_eq!(
+        summary,
+        [
+            ("big.img", EntryKind::File, Some(4_400_000_000)),
+            ("subdir", EntryKind::Directory, None),
+        ]
+    );
+    assert!(
+        server
+            .commands()
+            .iter()
+            .any(|command| command == "MLSD incoming"),
+        "{:?}",
+        server.commands()
+    );
 }
