@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use brightbox_ftp::{FtpError, FtpsClient, FtpsConfig};
+use brightbox_ftp::{FtpError, FtpsClient, FtpsConfig, ProgressSink, UploadOptions};
 
 /// Callback that receives the number of bytes sent so far.
 pub type ProgressFn<'a> = dyn Fn(u64) + Send + Sync + 'a;
@@ -103,18 +103,33 @@ pub const INCOMING_DIR: &str = "incoming";
 /// Uploads into the `incoming/` directory of an FTPS image library.
 ///
 /// Each upload opens its own logged-in session, so one transport can serve
-/// several uploads at once.
+/// several uploads at once. A retryable failure (a dropped connection, a
+/// stall, FTP replies 421, 425 or 426) reconnects and resumes from the bytes
+/// already stored, up to [`FtpsTransport::DEFAULT_RETRIES`] times unless set
+/// otherwise. A partial file from an earlier, separate run is never resumed:
+/// its origin is unknown, so the upload starts again from byte zero.
 #[derive(Clone)]
 pub struct FtpsTransport {
     config: Arc<FtpsConfig>,
+    retries: u32,
 }
 
 impl FtpsTransport {
+    /// Number of reconnect-and-resume attempts after a retryable failure.
+    pub const DEFAULT_RETRIES: u32 = 3;
+
     /// Creates a transport that connects with `config`.
     pub fn new(config: FtpsConfig) -> Self {
         Self {
             config: Arc::new(config),
+            retries: Self::DEFAULT_RETRIES,
         }
+    }
+
+    /// Sets how many times a retryable failure reconnects and resumes.
+    pub fn retries(mut self, attempts: u32) -> Self {
+        self.retries = attempts;
+        self
     }
 }
 
@@ -123,6 +138,7 @@ impl fmt::Debug for FtpsTransport {
         // FtpsConfig's own Debug redacts the password.
         f.debug_struct("FtpsTransport")
             .field("config", &self.config)
+            .field("retries", &self.retries)
             .finish()
     }
 }
@@ -136,9 +152,34 @@ impl Transport for FtpsTransport {
         progress: Option<&ProgressFn<'_>>,
     ) -> Result<UploadedFile, TransportError> {
         let mut client = FtpsClient::connect(&self.config).await?;
-        let result = client
-            .upload_file(local, INCOMING_DIR, remote_name, progress)
-            .await;
+        let (sink, mut sent) = ProgressSink::watch();
+        let options = UploadOptions::default()
+            .retries(self.retries)
+            .progress(sink);
+
+        // The transfer reports through a watch channel; forwarding happens on
+        // this task so that `progress` may borrow from the caller.
+        let mut watching = true;
+        let result = {
+            let upload = client.upload_file_with(local, INCOMING_DIR, remote_name, &options);
+            tokio::pin!(upload);
+            loop {
+                tokio::select! {
+                    result = &mut upload => break result,
+                    changed = sent.changed(), if watching => match changed {
+                        Ok(()) => {
+                            if let Some(progress) = progress {
+                                progress(sent.borrow_and_update().bytes_done);
+                            }
+                        }
+                        Err(_) => watching = false,
+                    },
+                }
+            }
+        };
+        if let (Ok(upload), Some(progress)) = (&result, progress) {
+            progress(upload.bytes);
+        }
         match result {
             Ok(upload) => {
                 // The upload is already verified; a failed QUIT must not hide that.
