@@ -392,9 +392,29 @@ impl ClientBuilder {
     }
 }
 
+/// Returns `value` with any user name and password in the URL replaced by
+/// `***`, so that an error can show the URL without its credentials.
+fn redact_userinfo(value: &str) -> String {
+    let Some(scheme_end) = value.find("://") else {
+        return value.to_owned();
+    };
+    let authority_start = scheme_end + 3;
+    let authority_end = value[authority_start..]
+        .find(['/', '?', '#'])
+        .map_or(value.len(), |end| authority_start + end);
+    match value[authority_start..authority_end].rfind('@') {
+        Some(at) => format!(
+            "{}***{}",
+            &value[..authority_start],
+            &value[authority_start + at..]
+        ),
+        None => value.to_owned(),
+    }
+}
+
 pub(crate) fn normalise_base_url(value: &str) -> Result<Url> {
     let invalid = |reason: &str, source: Option<url::ParseError>| Error::InvalidBaseUrl {
-        value: value.to_owned(),
+        value: redact_userinfo(value),
         reason: reason.to_owned(),
         source,
     };
@@ -459,9 +479,22 @@ mod tests {
         ] {
             let error = normalise_base_url(value).err();
             assert!(
-                matches!(&error, Some(Error::InvalidBaseUrl { value: v, .. }) if v == value),
+                matches!(&error, Some(Error::InvalidBaseUrl { value: v, .. }) if *v == redact_userinfo(value)),
                 "{value}: {error:?}"
             );
         }
+    }
+
+    #[test]
+    fn base_url_error_hides_userinfo() {
+        let error = normalise_base_url("http://user:SECRET@127.0.0.1/").expect_err("userinfo");
+        let text = format!("{error} {error:?}");
+        assert!(!text.contains("SECRET"), "{text}");
+        assert!(text.contains("http://***@127.0.0.1/"), "{text}");
+        assert_eq!(
+            redact_userinfo("https://api.example/1.0/?a=b@c"),
+            "https://api.example/1.0/?a=b@c"
+        );
+        assert_eq!(redact_userinfo("not a url"), "not a url");
     }
 }

@@ -236,12 +236,26 @@ impl Error {
     ///
     /// True for HTTP 429, 502, 503 and 504, and for connection failures and timeouts. Idempotent requests are
     /// already retried by the client (see [`RetryConfig`](crate::RetryConfig)) before such an error is returned.
+    ///
+    /// For a `POST`, only a 429 and a connection that never opened count: after a timeout or a 5xx the server
+    /// may have created the image or server, so list the resources before sending the request again.
     pub fn is_retryable(&self) -> bool {
         match self {
+            // A POST that may have reached the server can have created the
+            // resource, so only a connection that never opened is safe.
+            Error::Transport { method, source, .. } if *method == Method::POST => {
+                source.is_connect()
+            }
             Error::Transport { source, .. } => source.is_connect() || source.is_timeout(),
-            other => other
-                .api_error()
-                .is_some_and(|api| is_retryable_status(api.status)),
+            other => other.api_error().is_some_and(|api| {
+                if api.method == Method::POST {
+                    // 429 rejects the request before any work; a 5xx may come
+                    // after the resource was created.
+                    api.status == 429
+                } else {
+                    is_retryable_status(api.status)
+                }
+            }),
         }
     }
 

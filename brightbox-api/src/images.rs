@@ -616,6 +616,8 @@ impl<'a> Images<'a> {
 
     /// Returns the matching image with the latest `created_at`, or `None` when none matches.
     ///
+    /// Unless the filter sets a status, only usable images (`available` or `deprecated`) are considered.
+    ///
     /// Images without `created_at` come last; equal times are ordered by id so the result is stable. Names are
     /// never used for ordering, because names such as `ubuntu-24.04` and `ubuntu-24.10` need not sort by date.
     ///
@@ -624,7 +626,16 @@ impl<'a> Images<'a> {
     /// The errors of [`Images::list_filtered`].
     pub async fn most_recent(&self, filter: &ImageFilter) -> Result<Option<Image>> {
         let images = self.list_filtered(filter).await?;
-        Ok(most_recent(images))
+        // Without a status in the filter, only images that can build a
+        // server are candidates: a newer `failed` or `creating` image must
+        // not shadow an older available one.
+        let usable_only = filter.status.is_none();
+        Ok(most_recent(
+            images
+                .into_iter()
+                .filter(|image| !usable_only || image.status.is_usable())
+                .collect(),
+        ))
     }
 }
 

@@ -224,7 +224,8 @@ async fn create_not_resent_after_502() {
         .expect_err("gateway error");
 
     assert!(matches!(&error, Error::Server(api) if api.status == 502 && api.attempts == 1));
-    assert!(error.is_retryable());
+    // The server may exist after a 502 to a POST, so a blind retry is not safe.
+    assert!(!error.is_retryable());
 }
 
 #[tokio::test]
