@@ -1,0 +1,1 @@
+//! Brightbox Orbit object storage client (work in progress).
