@@ -157,6 +157,16 @@ impl Library {
         &self.inner.api
     }
 
+    /// Returns the library's wait schedule, with `timeout` replacing its
+    /// timeout when given.
+    pub(crate) fn wait_options(&self, timeout: Option<std::time::Duration>) -> WaitOptions {
+        let mut wait = self.inner.wait;
+        if let Some(timeout) = timeout {
+            wait.timeout = timeout;
+        }
+        wait
+    }
+
     /// Uploads the disk image at `path`, registers it and waits until it is
     /// available.
     ///
@@ -268,10 +278,7 @@ impl Library {
         }
         tracing::info!(image_id = %image.id, "image registered, waiting until available");
 
-        let mut wait = self.inner.wait;
-        if let Some(timeout) = spec.wait_timeout {
-            wait.timeout = timeout;
-        }
+        let wait = self.wait_options(spec.wait_timeout);
         let on_poll = |poll: &WaitProgress<'_, Image>| {
             events.emit(JobEvent::Waiting {
                 image_id: poll.current.id.clone(),
@@ -328,7 +335,7 @@ impl Library {
 
     /// Returns the transport and its generation, creating the FTPS transport
     /// on first use.
-    async fn transport(&self) -> Result<(Arc<dyn Transport>, u64), LibraryError> {
+    pub(crate) async fn transport(&self) -> Result<(Arc<dyn Transport>, u64), LibraryError> {
         let mut state = self.inner.transport.lock().await;
         if let Some(transport) = &state.current {
             return Ok((Arc::clone(transport), state.generation));
@@ -341,7 +348,7 @@ impl Library {
     /// Replaces a transport whose credentials the server rejected, unless
     /// another upload already did. Returns `None` for a caller-supplied
     /// transport, which is never replaced.
-    async fn renew_transport(
+    pub(crate) async fn renew_transport(
         &self,
         rejected_generation: u64,
     ) -> Result<Option<Arc<dyn Transport>>, LibraryError> {
@@ -428,7 +435,7 @@ impl Library {
     }
 
     /// Returns the configured account, or the only account the client sees.
-    async fn account_id(&self) -> Result<AccountId, LibraryError> {
+    pub(crate) async fn account_id(&self) -> Result<AccountId, LibraryError> {
         if let Some(id) = &self.inner.account_id {
             return Ok(id.clone());
         }
@@ -459,7 +466,9 @@ impl Library {
 
 /// Returns whether a failed `POST /1.0/images` may have created the image.
 fn outcome_unknown(error: &brightbox_api::Error) -> bool {
-    error.is_retryable() || error.status().is_some_and(|status| status >= 500)
+    error.is_retryable()
+        || error.status().is_some_and(|status| status >= 500)
+        || matches!(error, brightbox_api::Error::Transport { .. })
 }
 
 /// Returns the newest image from `images` that has the given source and

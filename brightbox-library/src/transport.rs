@@ -1,21 +1,32 @@
-//! How image bytes reach the library: the [`Transport`] trait and its FTPS implementation.
+//! Transfer of image files to and from the library: the [`Transport`]
+//! trait and its FTPS implementation.
 
 use std::fmt;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use brightbox_ftp::{FtpError, FtpsClient, FtpsConfig, ProgressSink, UploadOptions};
+use brightbox_ftp::{
+    DownloadOptions, EntryKind, FtpError, FtpsClient, FtpsConfig, ImageFormat, Progress,
+    ProgressSink, RemoteEntry, UploadOptions,
+};
+use tokio::sync::watch;
 
 /// Callback that receives the number of bytes sent so far.
 pub type ProgressFn<'a> = dyn Fn(u64) + Send + Sync + 'a;
 
-/// A way to place a local disk image where the image library can register it.
+/// A way to place a local disk image where the image library can register
+/// it, and to fetch stored images back.
 ///
 /// A workflow calls [`Transport::upload`] and then registers the returned
 /// [`UploadedFile::source`]. Implementations must only return `Ok` once the
 /// remote copy is complete and checked; the workflow registers whatever a
 /// transport reports as uploaded.
+///
+/// Only `upload` is required. [`Transport::download`], [`Transport::list`]
+/// and [`Transport::delete`] return [`TransportError::Unsupported`] unless an
+/// implementation provides them; [`FtpsTransport`] provides all four.
 #[async_trait]
 pub trait Transport: Send + Sync + fmt::Debug {
     /// Uploads `local` under the file name `remote_name` and verifies the copy.
@@ -30,6 +41,91 @@ pub trait Transport: Send + Sync + fmt::Debug {
         remote_name: &str,
         progress: Option<&ProgressFn<'_>>,
     ) -> Result<UploadedFile, TransportError>;
+
+    /// Downloads `remote_path`, such as `images/img-12345`, to `local`.
+    ///
+    /// Implementations must write to a temporary name and rename it to
+    /// `local` only once the byte count matches the remote size, so `local`
+    /// never contains a partial file. With `resume`, a temporary file left by
+    /// an earlier attempt is continued.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`TransportError::Unsupported`] unless the transport
+    /// implements downloads, and otherwise a [`TransportError`] when the
+    /// remote file is missing, the transfer fails or the size differs.
+    async fn download(
+        &self,
+        remote_path: &str,
+        local: &Path,
+        resume: bool,
+        progress: Option<&ProgressFn<'_>>,
+    ) -> Result<DownloadedFile, TransportError> {
+        let _ = (remote_path, local, resume, progress);
+        Err(TransportError::Unsupported {
+            operation: "download",
+        })
+    }
+
+    /// Lists the regular files in `remote_dir`, such as `incoming`.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`TransportError::Unsupported`] unless the transport
+    /// implements listings, and otherwise a [`TransportError`] when the
+    /// listing fails.
+    async fn list(&self, remote_dir: &str) -> Result<Vec<RemoteEntry>, TransportError> {
+        let _ = remote_dir;
+        Err(TransportError::Unsupported { operation: "list" })
+    }
+
+    /// Deletes the remote file `remote_path`.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`TransportError::Unsupported`] unless the transport
+    /// implements deletion, and otherwise a [`TransportError`] when the
+    /// server rejects the deletion.
+    async fn delete(&self, remote_path: &str) -> Result<(), TransportError> {
+        let _ = remote_path;
+        Err(TransportError::Unsupported {
+            operation: "delete",
+        })
+    }
+}
+
+/// A file that a [`Transport`] has downloaded and checked against the remote size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DownloadedFile {
+    /// The local file, under its final name.
+    pub local_path: PathBuf,
+    /// Length of the file in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the whole file as lowercase hex.
+    pub sha256: String,
+    /// Format detected from the file's first bytes.
+    pub format: ImageFormat,
+    /// Bytes of an earlier partial download that were kept, not fetched again.
+    pub resumed_from: u64,
+}
+
+impl DownloadedFile {
+    /// Creates a record of a checked download.
+    pub fn new(
+        local_path: impl Into<PathBuf>,
+        bytes: u64,
+        sha256: impl Into<String>,
+        format: ImageFormat,
+    ) -> Self {
+        Self {
+            local_path: local_path.into(),
+            bytes,
+            sha256: sha256.into(),
+            format,
+            resumed_from: 0,
+        }
+    }
 }
 
 /// A file that a [`Transport`] has uploaded and verified.
@@ -73,6 +169,28 @@ pub enum TransportError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The transport does not implement this operation.
+    #[error(
+        "the transport does not support {operation}; use FtpsTransport or implement \
+         Transport::{operation}"
+    )]
+    Unsupported {
+        /// Name of the trait method, such as `download`.
+        operation: &'static str,
+    },
+    /// A downloaded file's length differs from the remote size.
+    #[error(
+        "downloaded {received} bytes of {remote_path} but the server reports {expected}; \
+         the local file was removed, download it again"
+    )]
+    SizeMismatch {
+        /// The remote file.
+        remote_path: String,
+        /// Size the server reported with `SIZE`.
+        expected: u64,
+        /// Bytes written locally.
+        received: u64,
+    },
 }
 
 impl From<FtpError> for TransportError {
@@ -86,7 +204,9 @@ impl TransportError {
     pub fn is_retryable(&self) -> bool {
         match self {
             TransportError::Ftp(error) => error.is_retryable(),
-            TransportError::Other { .. } => false,
+            TransportError::Other { .. }
+            | TransportError::Unsupported { .. }
+            | TransportError::SizeMismatch { .. } => false,
         }
     }
 
@@ -100,14 +220,17 @@ impl TransportError {
 /// Directory of the FTPS image library that accepts new uploads.
 pub const INCOMING_DIR: &str = "incoming";
 
-/// Uploads into the `incoming/` directory of an FTPS image library.
+/// Uploads into the `incoming/` directory of an FTPS image library, and
+/// downloads, lists and deletes files there and in `images/`.
 ///
-/// Each upload opens its own logged-in session, so one transport can serve
-/// several uploads at once. A retryable failure (a dropped connection, a
+/// Each operation opens its own logged-in session, so one transport can
+/// serve several at once. A retryable failure (a dropped connection, a
 /// stall, FTP replies 421, 425 or 426) reconnects and resumes from the bytes
 /// already stored, up to [`FtpsTransport::DEFAULT_RETRIES`] times unless set
 /// otherwise. A partial file from an earlier, separate run is never resumed:
 /// its origin is unknown, so the upload starts again from byte zero.
+/// Downloads retry the same way, and with `resume` they continue a local
+/// partial file from an earlier run.
 #[derive(Clone)]
 pub struct FtpsTransport {
     config: Arc<FtpsConfig>,
@@ -152,31 +275,12 @@ impl Transport for FtpsTransport {
         progress: Option<&ProgressFn<'_>>,
     ) -> Result<UploadedFile, TransportError> {
         let mut client = FtpsClient::connect(&self.config).await?;
-        let (sink, mut sent) = ProgressSink::watch();
+        let (sink, sent) = ProgressSink::watch();
         let options = UploadOptions::default()
             .retries(self.retries)
             .progress(sink);
-
-        // The transfer reports through a watch channel; forwarding happens on
-        // this task so that `progress` may borrow from the caller.
-        let mut watching = true;
-        let result = {
-            let upload = client.upload_file_with(local, INCOMING_DIR, remote_name, &options);
-            tokio::pin!(upload);
-            loop {
-                tokio::select! {
-                    result = &mut upload => break result,
-                    changed = sent.changed(), if watching => match changed {
-                        Ok(()) => {
-                            if let Some(progress) = progress {
-                                progress(sent.borrow_and_update().bytes_done);
-                            }
-                        }
-                        Err(_) => watching = false,
-                    },
-                }
-            }
-        };
+        let upload = client.upload_file_with(local, INCOMING_DIR, remote_name, &options);
+        let result = forward_progress(upload, sent, progress).await;
         if let (Ok(upload), Some(progress)) = (&result, progress) {
             progress(upload.bytes);
         }
@@ -196,6 +300,123 @@ impl Transport for FtpsTransport {
                 let _ = client.quit().await;
                 Err(error.into())
             }
+        }
+    }
+
+    async fn download(
+        &self,
+        remote_path: &str,
+        local: &Path,
+        resume: bool,
+        progress: Option<&ProgressFn<'_>>,
+    ) -> Result<DownloadedFile, TransportError> {
+        let mut client = FtpsClient::connect(&self.config).await?;
+        let result = download_checked(
+            &mut client,
+            remote_path,
+            local,
+            resume,
+            self.retries,
+            progress,
+        )
+        .await;
+        close(client, result.is_ok()).await;
+        result
+    }
+
+    async fn list(&self, remote_dir: &str) -> Result<Vec<RemoteEntry>, TransportError> {
+        let mut client = FtpsClient::connect(&self.config).await?;
+        let result = client.list(remote_dir).await;
+        close(client, result.is_ok()).await;
+        Ok(result?
+            .into_iter()
+            .filter(|entry| entry.kind == EntryKind::File)
+            .collect())
+    }
+
+    async fn delete(&self, remote_path: &str) -> Result<(), TransportError> {
+        let mut client = FtpsClient::connect(&self.config).await?;
+        let result = client.delete(remote_path).await;
+        close(client, result.is_ok()).await;
+        Ok(result?)
+    }
+}
+
+/// Downloads with the FTP client's own temporary name and size check, then
+/// compares the result with a separate `SIZE` reply. The client skips its
+/// own check when the server does not implement `SIZE`, and the separate
+/// request turns that case into an error.
+async fn download_checked(
+    client: &mut FtpsClient,
+    remote_path: &str,
+    local: &Path,
+    resume: bool,
+    retries: u32,
+    progress: Option<&ProgressFn<'_>>,
+) -> Result<DownloadedFile, TransportError> {
+    let expected = client.size(remote_path).await?;
+    let (sink, received) = ProgressSink::watch();
+    let options = DownloadOptions::default()
+        .resume(resume)
+        .retries(retries)
+        .progress(sink);
+    let download = client.download_file(remote_path, local, &options);
+    let download = forward_progress(download, received, progress).await?;
+    if download.bytes != expected {
+        if let Err(error) = tokio::fs::remove_file(local).await {
+            tracing::warn!(%error, local = %local.display(), "removing a download of the wrong size failed");
+        }
+        return Err(TransportError::SizeMismatch {
+            remote_path: remote_path.to_owned(),
+            expected,
+            received: download.bytes,
+        });
+    }
+    if let Some(progress) = progress {
+        progress(download.bytes);
+    }
+    Ok(DownloadedFile {
+        local_path: local.to_path_buf(),
+        bytes: download.bytes,
+        sha256: download.sha256,
+        format: download.format,
+        resumed_from: download.resumed_from,
+    })
+}
+
+/// Sends `QUIT`. After a successful operation a failed `QUIT` is only
+/// logged, because the operation's result is already known.
+async fn close(client: FtpsClient, succeeded: bool) {
+    if let Err(error) = client.quit().await
+        && succeeded
+    {
+        tracing::debug!(%error, "closing the FTPS session failed after a completed operation");
+    }
+}
+
+/// Drives `transfer` to completion and forwards the byte counts published
+/// on `updates` to `progress`.
+///
+/// The transfer reports through a watch channel; forwarding happens on the
+/// caller's task so that `progress` may borrow from the caller.
+async fn forward_progress<T>(
+    transfer: impl Future<Output = T>,
+    mut updates: watch::Receiver<Progress>,
+    progress: Option<&ProgressFn<'_>>,
+) -> T {
+    tokio::pin!(transfer);
+    let mut watching = true;
+    loop {
+        tokio::select! {
+            result = &mut transfer => return result,
+            changed = updates.changed(), if watching => match changed {
+                Ok(()) => {
+                    if let Some(progress) = progress {
+                        progress(updates.borrow_and_update().bytes_done);
+                    }
+                }
+                Err(_) => watching = false,
+            },
         }
     }
 }

@@ -1,11 +1,15 @@
 //! Helpers shared by the example programs: a small valid disk image to
-//! upload when the user gives none, and the Brightbox CLI's table layout.
+//! upload when the user gives none, the Brightbox CLI's table layout, and
+//! the connection to either the real API or an in-process emulator.
 
 use std::error::Error;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use brightbox_api::Image;
+use brightbox_api::{AccountId, Client, Image, WaitOptions};
+use brightbox_emulator::Emulator;
+use brightbox_library::Library;
 
 const CLUSTER_BITS: u32 = 16;
 const CLUSTER_SIZE: u64 = 1 << CLUSTER_BITS;
@@ -174,4 +178,131 @@ pub fn error_chain(error: &dyn Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// API and FTPS connection options shared by the example programs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectOptions {
+    /// API client id (cli-xxxxx). Without it the local emulator is started in this process.
+    #[arg(long, env = "BRIGHTBOX_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// API client secret.
+    #[arg(long, env = "BRIGHTBOX_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// API base URL.
+    #[arg(long, env = "BRIGHTBOX_API_URL", default_value = brightbox_api::DEFAULT_BASE_URL)]
+    pub api_url: String,
+    /// Account to work in (acc-xxxxx); defaults to the client's only account.
+    #[arg(long, env = "BRIGHTBOX_ACCOUNT_ID")]
+    pub account_id: Option<AccountId>,
+    /// PEM file with an extra CA to trust for the FTPS server.
+    #[arg(long, env = "BRIGHTBOX_FTP_CA_FILE")]
+    pub ftp_ca_file: Option<PathBuf>,
+}
+
+/// A [`Library`] and, when no API credentials were given, the emulator it
+/// talks to. Call [`Connection::shutdown`] at the end.
+#[derive(Debug)]
+pub struct Connection {
+    /// The library client.
+    pub library: Library,
+    /// The in-process emulator, when one was started.
+    pub emulator: Option<Emulator>,
+}
+
+impl Connection {
+    /// Stops the emulator, if one was started.
+    pub async fn shutdown(self) {
+        if let Some(emulator) = self.emulator {
+            emulator.shutdown().await;
+        }
+    }
+}
+
+/// Connects to the API named by `options`, or starts the emulator when
+/// `client_id` is unset.
+///
+/// # Errors
+///
+/// Returns an error when the secret is missing, the CA file cannot be read
+/// or parsed, the API client cannot be built, or the emulator fails to start.
+pub async fn connect(options: &ConnectOptions) -> Result<Connection, Box<dyn Error>> {
+    let Some(client_id) = &options.client_id else {
+        return start_emulator(options).await;
+    };
+    let secret = options
+        .client_secret
+        .clone()
+        .ok_or("BRIGHTBOX_CLIENT_SECRET is not set; set it with BRIGHTBOX_CLIENT_ID")?;
+    let api = Client::builder()
+        .base_url(&options.api_url)
+        .client_credentials(client_id.clone(), secret)
+        .build()?;
+    let mut builder = Library::builder(api);
+    if let Some(account) = &options.account_id {
+        builder = builder.account_id(account.clone());
+    }
+    if let Some(ca) = &options.ftp_ca_file {
+        let pem = std::fs::read(ca)
+            .map_err(|error| format!("cannot read CA file {}: {error}", ca.display()))?;
+        builder = builder.add_root_certificate_pem(pem).map_err(|error| {
+            format!("invalid CA file {}: {}", ca.display(), error_chain(&error))
+        })?;
+    }
+    Ok(Connection {
+        library: builder.build(),
+        emulator: None,
+    })
+}
+
+async fn start_emulator(options: &ConnectOptions) -> Result<Connection, Box<dyn Error>> {
+    let ignored = [
+        (
+            "--api-url",
+            options.api_url != brightbox_api::DEFAULT_BASE_URL,
+        ),
+        ("--account-id", options.account_id.is_some()),
+        ("--ftp-ca-file", options.ftp_ca_file.is_some()),
+    ];
+    for (option, given) in ignored {
+        if given {
+            tracing::warn!("{option} is ignored without BRIGHTBOX_CLIENT_ID");
+        }
+    }
+    let emulator = Emulator::start().await?;
+    tracing::info!(
+        api_url = emulator.api_url(),
+        "no BRIGHTBOX_CLIENT_ID set: started the local emulator"
+    );
+    let api = Client::builder()
+        .base_url(emulator.api_url())
+        .client_credentials(emulator.client_id(), emulator.client_secret().to_owned())
+        .build()?;
+    // The emulator finishes images and servers in half a second, so poll often.
+    let wait = WaitOptions::default()
+        .interval(Duration::from_millis(200))
+        .max_interval(Duration::from_secs(1));
+    let library = Library::builder(api)
+        .add_root_certificate_pem(emulator.ca_certificate_pem())?
+        .wait_options(wait)
+        .build();
+    Ok(Connection {
+        library,
+        emulator: Some(emulator),
+    })
+}
+
+/// Sends logs to stderr at the level `RUST_LOG` sets (default `warn`).
+///
+/// suppaftp logs each FTP command, `PASS` included, at trace level, so its
+/// target stays off whatever `RUST_LOG` sets.
+pub fn init_tracing() {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned());
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(format!("{filter},suppaftp=off"))
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,suppaftp=off")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
 }
