@@ -31,7 +31,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 state_dir=${BRIGHTBOX_VSFTPD_STATE:-/tmp/brightbox-vsftpd}
-"${sudo_cmd[@]}" env BRIGHTBOX_VSFTPD_STATE="$state_dir" bash scripts/vsftpd.sh
+# vsftpd keeps running after this script; 9>&- keeps it from holding the lock.
+"${sudo_cmd[@]}" env BRIGHTBOX_VSFTPD_STATE="$state_dir" bash scripts/vsftpd.sh 9>&-
 # shellcheck source=/dev/null
 source "$state_dir/env"
 
