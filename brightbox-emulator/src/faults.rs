@@ -148,8 +148,8 @@ impl Faults {
     }
 
     /// Makes the next `count` requests whose path starts with `path_prefix` (such as
-    /// `/1.0/images` or `/token`) return `status` with an API error body, before
-    /// authentication and routing.
+    /// `/1.0/images`, `/token` or the Orbit path `/v1/acc-emu01/uploads`) return `status`
+    /// with an API error body, before authentication and routing.
     ///
     /// Rules are checked in the order they were added, and the first matching rule with
     /// requests left applies. A `count` of 0 adds nothing.

@@ -1,19 +1,21 @@
 //! A local Brightbox image library for offline examples and end-to-end tests.
 //!
 //! [`Emulator`] runs two servers on 127.0.0.1 over one storage folder that contains
-//! `incoming/` and `images/`:
+//! `incoming/`, `images/` and `orbit/`:
 //!
-//! - an HTTP API subset in the Brightbox wire format:
+//! - an HTTP server with the Brightbox API subset and an Orbit subset:
 //!   - `POST /token` (OAuth 2 client credentials);
 //!   - accounts: `GET /1.0/accounts`, `GET /1.0/accounts/{id}`, `GET /1.0/account` and
 //!     `POST /1.0/accounts/{id}/reset_ftp_password`;
 //!   - images: `GET /1.0/images` (oldest first), `GET`, `PUT` and `DELETE /1.0/images/{id}`,
 //!     `PUT /1.0/images/{id}/lock_resource` and `/unlock_resource`, and `POST /1.0/images`
-//!     with `source` (a file name in `incoming/`) or `server` (a snapshot);
+//!     with `source` (a file name in `incoming/`), `http_url` (an object in the emulator's
+//!     own Orbit, usually a temp URL) or `server` (a snapshot);
 //!   - servers: `GET` and `POST /1.0/servers`, `GET` and `DELETE /1.0/servers/{id}`,
 //!     `PUT /1.0/servers/{id}/lock_resource` and `/unlock_resource`, and the legacy
 //!     `POST /1.0/servers/{id}/snapshot`, which names the new image only in a `Link` header;
 //!   - `GET /1.0/server_types`, `GET /1.0/zones` and one of each by id or handle;
+//!   - Orbit, Brightbox's Swift-compatible object store, under `/v1/` (see [Orbit](#orbit));
 //! - a real explicit-FTPS server (libunftp) that requires TLS on the control and data
 //!   connections. The user is the account id and the password is the one returned by the
 //!   latest `reset_ftp_password` call. `incoming/` is writable and `images/` is read-only.
@@ -61,8 +63,55 @@
 //! # }
 //! ```
 //!
-//! The crate also builds a binary, `brightbox-emulator`, that prints the API URL and
-//! credentials and runs until Ctrl-C.
+//! The crate also builds a binary, `brightbox-emulator`, that prints the API and Orbit
+//! URLs and the credentials and runs until Ctrl-C.
+//!
+//! # Orbit
+//!
+//! [`Emulator::orbit_url`] is the account storage URL, `{api_url}v1/acc-emu01/`, on the
+//! API port. It serves the standard Swift wire format, so any Swift client works:
+//!
+//! - auth: `X-Auth-Token` with a token from `/token`, or Swift v1 auth at `GET /v1/auth`
+//!   with `X-Auth-User: cli-emu01` and `X-Auth-Key: <client secret>`, which returns
+//!   `X-Auth-Token` and `X-Storage-Url`. Other requests get 401;
+//! - the account: `HEAD`, `GET` (listing, JSON with `?format=json`) and `POST` with
+//!   `X-Account-Meta-Temp-Url-Key` (and `-Key-2`) to set the temp URL keys;
+//! - containers: `PUT`, `HEAD`, `GET` (with `prefix`, `delimiter`, `marker`, `end_marker`
+//!   and `limit`) and `DELETE` (409 while not empty);
+//! - objects: `PUT` (the ETag is the MD5; a mismatching `ETag` request header gets 422),
+//!   `GET` with single `Range` requests, `HEAD` and `DELETE`;
+//! - Static Large Objects: `PUT ?multipart-manifest=put` with `[{path, etag, size_bytes}]`
+//!   checked against the stored segments (400 on a mismatch), `GET` streams the
+//!   segments in order, and `DELETE ?multipart-manifest=delete` removes them too;
+//! - temp URLs: `temp_url_sig` and `temp_url_expires` authorise GET, HEAD and PUT
+//!   without a token (see [`temp_url_signature`]);
+//! - the read-only `images` container lists every `available` or `deprecated` image of
+//!   the account that has a file, and `GET images/<id>` returns it as one LZ4 frame.
+//!
+//! Object bytes are files in `orbit/<container>/<object>` (names percent-encoded into
+//! one file name); uploads stream to a temporary file while hashing. The first request
+//! that needs an image from the `images` container compresses it into
+//! `orbit/.images-lz4/<id>` and later requests reuse that copy.
+//!
+//! ```no_run
+//! use brightbox_emulator::{Emulator, temp_url_signature};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let emulator = Emulator::start().await?;
+//! let expires = 4_102_444_800; // 2100-01-01
+//! let path = format!("/v1/{}/uploads/disk.img", emulator.account_id());
+//! let signature = temp_url_signature("my-key", "GET", expires, &path);
+//! // After POST {orbit_url} with X-Account-Meta-Temp-Url-Key: my-key and a PUT of the
+//! // object, this URL downloads it without a token and registers it as an image:
+//! let url = format!(
+//!     "{}uploads/disk.img?temp_url_sig={signature}&temp_url_expires={expires}",
+//!     emulator.orbit_url()
+//! );
+//! # let _ = url;
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Faults
 //!
@@ -78,8 +127,14 @@
 //!   images already in `images/`.
 //! - Registration only moves the file and reads its header; it does not convert images.
 //! - Only one account and one API client exist; `account_id` query parameters are ignored.
-//! - Registration by `http_url` or `volume`, volumes, cloud IPs, server actions other than
-//!   delete and snapshot, and Orbit are not emulated.
+//! - Registration by `volume`, volumes, cloud IPs and server actions other than delete
+//!   and snapshot are not emulated. `http_url` must name an object in the emulator's own
+//!   Orbit: the emulator never contacts other hosts.
+//! - Orbit keeps its container and object records in memory, has one account, and has
+//!   no container ACLs, Dynamic Large Objects, object copy (`COPY`, `X-Copy-From`),
+//!   object `POST`, expiring objects or versioning. The `images` container holds the
+//!   stored image file compressed as it is (a qcow2 upload stays qcow2 inside the LZ4
+//!   frame), while Brightbox stores raw disks.
 //! - Servers run nothing: a server's disk is a copy of its image file (a hard link where
 //!   the file system allows it) kept in a temporary folder outside the storage folder.
 
@@ -90,6 +145,7 @@ mod faults;
 mod ftp;
 mod image_format;
 mod library;
+mod orbit;
 mod secret;
 mod tls;
 
@@ -107,6 +163,16 @@ pub use crate::faults::Faults;
 use crate::ftp::{FtpPassword, FtpServer, IMAGES, INCOMING, LibraryAuthenticator, TlsFiles};
 use crate::library::{Library, LibrarySettings};
 use crate::tls::TlsMaterial;
+
+/// Returns the `temp_url_sig` of a Swift temp URL: the lowercase hex HMAC-SHA1 of
+/// `"{method}\n{expires}\n{path}"` keyed with the account's temp URL key, where `path`
+/// is `/v1/<account>/<container>/<object>` and `expires` is in seconds since the Unix epoch.
+///
+/// The emulator's Orbit accepts a URL with `?temp_url_sig=<this>&temp_url_expires=<expires>`
+/// for GET, HEAD and PUT until `expires`.
+pub fn temp_url_signature(key: &str, method: &str, expires: i64, path: &str) -> String {
+    orbit::temp_url::sign(key, method, expires, path)
+}
 
 /// The id of the emulated account, which is also the FTP user name.
 pub const ACCOUNT_ID: &str = "acc-emu01";
@@ -146,7 +212,7 @@ impl Default for EmulatorConfig {
 }
 
 impl EmulatorConfig {
-    /// Sets the storage folder that contains `incoming/` and `images/`, creating them if missing.
+    /// Sets the storage folder that contains `incoming/`, `images/` and `orbit/`, creating them if missing.
     ///
     /// By default the emulator uses a fresh temporary folder that it removes on drop.
     /// A folder set here is kept.
@@ -223,6 +289,7 @@ impl std::fmt::Debug for Emulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Emulator")
             .field("api_url", &self.library.api_url)
+            .field("orbit_url", &self.library.orbit_url)
             .field("ftp_addr", &self.library.ftp_addr)
             .field("account_id", &self.library.account_id)
             .field("client_id", &self.library.client_id)
@@ -354,6 +421,18 @@ impl Emulator {
         &self.library.account_id
     }
 
+    /// Returns the Orbit (Swift) account URL with a trailing slash, such as
+    /// `http://127.0.0.1:PORT/v1/acc-emu01/`. Orbit shares the API port.
+    pub fn orbit_url(&self) -> String {
+        self.library.orbit_url.clone()
+    }
+
+    /// Returns the folder under the storage folder that contains the Orbit containers,
+    /// one subfolder per container with one file per object.
+    pub fn orbit_dir(&self) -> PathBuf {
+        self.library.storage.join(orbit::store::ORBIT)
+    }
+
     /// Returns the FTP user name, which is the account id.
     pub fn ftp_user(&self) -> &str {
         &self.library.account_id
@@ -391,7 +470,7 @@ impl Emulator {
         self.library.ftp_addr
     }
 
-    /// Returns the storage folder that contains `incoming/` and `images/`.
+    /// Returns the storage folder that contains `incoming/`, `images/` and `orbit/`.
     pub fn storage_dir(&self) -> &Path {
         &self.library.storage
     }
@@ -416,7 +495,7 @@ impl Emulator {
     }
 }
 
-/// Creates or checks the storage folder and its `incoming/` and `images/` subfolders.
+/// Creates or checks the storage folder and its `incoming/`, `images/` and `orbit/` subfolders.
 fn prepare_storage(dir: Option<&Path>) -> Result<(PathBuf, Option<TempDir>), EmulatorError> {
     let (root, temp) = match dir {
         Some(dir) => (dir.to_owned(), None),
@@ -432,7 +511,14 @@ fn prepare_storage(dir: Option<&Path>) -> Result<(PathBuf, Option<TempDir>), Emu
     if root.exists() && !root.is_dir() {
         return Err(EmulatorError::StorageNotADirectory { path: root });
     }
-    for sub in [INCOMING, IMAGES] {
+    let orbit = Path::new(orbit::store::ORBIT);
+    let folders = [
+        PathBuf::from(INCOMING),
+        PathBuf::from(IMAGES),
+        orbit.join(orbit::store::TEMP),
+        orbit.join(orbit::store::LZ4_CACHE),
+    ];
+    for sub in folders {
         let path = root.join(sub);
         std::fs::create_dir_all(&path).map_err(|source| EmulatorError::StorageDir {
             path: path.clone(),

@@ -13,6 +13,7 @@ use crate::catalog::{self, OFFICIAL_IMAGES, OFFICIAL_OWNER, ServerType, Zone};
 use crate::faults::Faults;
 use crate::ftp::FtpPassword;
 use crate::image_format::{ImageFormat, bytes_to_mb};
+use crate::orbit::store::{ORBIT, OrbitStore};
 use crate::secret::{random_id, random_string};
 
 const TOKEN_LEN: usize = 40;
@@ -26,8 +27,12 @@ pub(crate) struct Library {
     pub(crate) client_secret: String,
     /// The API base URL with a trailing slash, such as `http://127.0.0.1:8080/`.
     pub(crate) api_url: String,
+    /// The Orbit account URL with a trailing slash, such as `http://127.0.0.1:8080/v1/acc-emu01/`.
+    pub(crate) orbit_url: String,
     pub(crate) ftp_addr: SocketAddr,
     pub(crate) storage: PathBuf,
+    /// Orbit containers, objects and temp URL keys.
+    pub(crate) orbit: OrbitStore,
     /// The folder that contains each server's disk, named by server id.
     pub(crate) disks: PathBuf,
     pub(crate) token_lifetime: Duration,
@@ -48,6 +53,7 @@ impl std::fmt::Debug for Library {
             .field("client_id", &self.client_id)
             .field("client_secret", &"<redacted>")
             .field("api_url", &self.api_url)
+            .field("orbit_url", &self.orbit_url)
             .field("ftp_addr", &self.ftp_addr)
             .field("storage", &self.storage)
             .finish_non_exhaustive()
@@ -218,12 +224,15 @@ impl Library {
             .iter()
             .map(|image| ImageRecord::official(image, now))
             .collect();
+        let orbit_url = format!("{}v1/{}/", settings.api_url, settings.account_id);
         Library {
             account_id: settings.account_id,
             client_id: settings.client_id,
             client_secret: settings.client_secret,
+            orbit_url,
             api_url: settings.api_url,
             ftp_addr: settings.ftp_addr,
+            orbit: OrbitStore::new(settings.storage.join(ORBIT)),
             storage: settings.storage,
             disks: settings.disks,
             token_lifetime: settings.token_lifetime,

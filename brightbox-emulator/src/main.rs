@@ -67,6 +67,7 @@ async fn main() -> ExitCode {
     println!("BRIGHTBOX_CLIENT_ID={}", emulator.client_id());
     println!("BRIGHTBOX_CLIENT_SECRET={}", emulator.client_secret());
     println!("BRIGHTBOX_ACCOUNT_ID={}", emulator.account_id());
+    println!("BRIGHTBOX_ORBIT_URL={}", emulator.orbit_url());
     println!("BRIGHTBOX_FTP_ADDR={}", emulator.ftp_addr());
     println!(
         "BRIGHTBOX_FTP_CA_FILE={}",

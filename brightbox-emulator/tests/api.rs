@@ -402,7 +402,7 @@ async fn register_rejects_missing_or_extra_sources() {
         ),
         (
             json!({"arch": "x86_64", "http_url": "http://127.0.0.1/a.img"}),
-            "http_url is not supported by the emulator",
+            "http_url points at 127.0.0.1:80, which is not this emulator",
         ),
         (
             json!({"arch": "x86_64", "server": "srv-abcde"}),

@@ -55,6 +55,10 @@ async fn binary_prints_settings_and_stops_on_sigint() {
     assert!(api_url.starts_with("http://127.0.0.1:"), "{api_url}");
     assert_eq!(settings["BRIGHTBOX_CLIENT_ID"], "cli-emu01");
     assert_eq!(settings["BRIGHTBOX_ACCOUNT_ID"], "acc-emu01");
+    assert_eq!(
+        settings["BRIGHTBOX_ORBIT_URL"],
+        format!("{api_url}v1/acc-emu01/")
+    );
     assert!(settings["BRIGHTBOX_FTP_ADDR"].starts_with("127.0.0.1:"));
     let ca =
         std::fs::read_to_string(&settings["BRIGHTBOX_FTP_CA_FILE"]).expect("CA file is readable");

@@ -13,11 +13,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::http_url;
 use super::servers::{SnapshotOptions, snapshot_server};
 use super::{Rejection, api_error, conflict, forbidden, parse_object, unprocessable};
 use crate::faults::error_name_for;
 use crate::ftp::{IMAGES, INCOMING};
-use crate::image_format::inspect_file;
+use crate::image_format::{ImageFormat, inspect_file};
 use crate::library::{ImageRecord, Library, now_rfc3339};
 
 const ARCHITECTURES: [&str; 2] = ["x86_64", "i686"];
@@ -45,6 +46,8 @@ enum ImageSource {
     Upload(String),
     /// A `srv-` id to snapshot.
     Server(String),
+    /// A URL of an object in the emulator's own Orbit, usually a temp URL.
+    HttpUrl(String),
 }
 
 /// Handles `GET /1.0/images`: every image, oldest first.
@@ -92,6 +95,7 @@ pub(super) async fn destroy(
         Some(Ok(image)) => image,
     };
 
+    library.orbit.forget_image(&image.id);
     if image.has_file {
         let path = library.storage.join(IMAGES).join(&image.id);
         // A file that is already gone needs no warning, because the record is removed either way.
@@ -326,6 +330,7 @@ pub(super) async fn create(State(library): State<Arc<Library>>, body: Bytes) -> 
     let created = match validate_source(&request) {
         Ok(ImageSource::Server(server_id)) => create_snapshot(&library, request, server_id).await,
         Ok(ImageSource::Upload(source)) => create_upload(&library, request, source).await,
+        Ok(ImageSource::HttpUrl(url)) => create_from_url(&library, request, url).await,
         Err(message) => {
             let mut errors = validate_arch(request.arch.as_deref());
             errors.push(message);
@@ -454,6 +459,103 @@ async fn create_upload(
     Ok(image)
 }
 
+/// Registers the Orbit object an `http_url` names, as the real service downloads it.
+///
+/// The URL must point at this emulator's Orbit (422 otherwise). When the URL would not
+/// download (a missing, expired or wrong temp URL signature, or a missing object), the
+/// image is still created and ends `failed` after the registration delay.
+async fn create_from_url(
+    library: &Library,
+    request: CreateImage,
+    raw_url: String,
+) -> Result<ImageRecord, Response> {
+    let mut errors = validate_arch(request.arch.as_deref());
+    let url = match http_url::check_url(library, &raw_url) {
+        Ok(url) => Some(url),
+        Err(message) => {
+            errors.push(message);
+            None
+        }
+    };
+    let (Some(url), true) = (url, errors.is_empty()) else {
+        tracing::warn!(?errors, "image registration rejected");
+        return Err(unprocessable(errors));
+    };
+    let Some(id) = library.unused_image_id() else {
+        return Err(no_unused_id());
+    };
+    let source = http_url::without_query(&url);
+    let image_path = library.storage.join(IMAGES).join(&id);
+
+    let download = http_url::download(library, &url, &image_path).await;
+    let (format, virtual_size, stored_size, defect, has_file, default_name) = match download {
+        Ok(found) => (
+            found.inspection.format,
+            found.inspection.virtual_size,
+            found.stored_size,
+            found.inspection.defect,
+            true,
+            found.object_name,
+        ),
+        Err(failure) => {
+            tracing::warn!(
+                image_id = id,
+                source,
+                status = failure.status,
+                reason = failure.reason,
+                "http_url download failed; the image will end failed"
+            );
+            let name = url
+                .path_segments()
+                .and_then(|mut segments| segments.next_back())
+                .unwrap_or_default()
+                .to_owned();
+            let defect = format!(
+                "downloading http_url failed with HTTP {}: {}",
+                failure.status, failure.reason
+            );
+            (ImageFormat::Raw, 0, 0, Some(defect), false, name)
+        }
+    };
+
+    let now = Instant::now();
+    let image = ImageRecord {
+        id,
+        name: request.name.unwrap_or(default_name),
+        description: request.description,
+        username: request.username,
+        arch: request.arch.unwrap_or_default(),
+        source,
+        source_type: "upload",
+        owner: library.account_id.clone(),
+        official: false,
+        public: request.public.unwrap_or(false),
+        compatibility_mode: request.compatibility_mode.unwrap_or(false),
+        min_ram: request.min_ram,
+        created_at: now_rfc3339(),
+        format,
+        virtual_size,
+        stored_size,
+        defect: defect.or_else(|| injected_defect(library)),
+        registered_at: now,
+        ready_at: library.ready_at(now),
+        deprecated: false,
+        locked: false,
+        has_file,
+        ancestor: None,
+    };
+    tracing::info!(
+        image_id = image.id,
+        source = image.source,
+        format = image.format.as_str(),
+        virtual_size = image.virtual_size,
+        defect = image.defect.as_deref(),
+        "image registered from http_url"
+    );
+    library.insert_image(image.clone());
+    Ok(image)
+}
+
 /// Returns the defect that makes a new image end `failed` while that fault is on.
 pub(super) fn injected_defect(library: &Library) -> Option<String> {
     library
@@ -513,8 +615,11 @@ fn validate_source(request: &CreateImage) -> Result<ImageSource, String> {
             }
         }
         ([_], None, Some(server)) => Ok(ImageSource::Server(server.clone())),
+        (["http_url"], None, None) => Ok(ImageSource::HttpUrl(
+            request.http_url.clone().unwrap_or_default(),
+        )),
         ([field], None, None) => Err(format!(
-            "{field} is not supported by the emulator: upload the file to incoming/ over FTPS and register it with source, or snapshot a server with server"
+            "{field} is not supported by the emulator: register an Orbit object with http_url, a file in incoming/ with source, or snapshot a server with server"
         )),
         (fields, _, _) => Err(format!(
             "only one of source, http_url, server or volume may be given, got {}",

@@ -4,6 +4,7 @@
 mod accounts;
 mod auth;
 mod catalog;
+mod http_url;
 mod images;
 mod servers;
 
@@ -15,7 +16,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{any, get, post, put};
 use serde_json::{Map, Value, json};
 
 use crate::faults::error_name_for;
@@ -70,6 +71,10 @@ pub(crate) fn router(library: Arc<Library>) -> Router {
         .route("/token", post(auth::issue_token))
         .route("/token/", post(auth::issue_token))
         .nest("/1.0", v1)
+        .route("/v1", any(crate::orbit::handle))
+        .route("/v1/", any(crate::orbit::handle))
+        .route("/v1/{*path}", any(crate::orbit::handle))
+        .route("/auth/v1.0", any(crate::orbit::handle))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
