@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::Method;
 use reqwest::header::{ACCEPT, HeaderMap, WWW_AUTHENTICATE};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -85,6 +85,27 @@ impl Client {
     /// Starts building a client; see [`ClientBuilder`].
     pub fn builder() -> ClientBuilder {
         ClientBuilder::default()
+    }
+
+    /// Returns a valid OAuth access token from the client's cache,
+    /// requesting a new one when none is cached or it is due for renewal.
+    ///
+    /// Orbit, Brightbox's object store, takes the same token in its
+    /// `X-Auth-Token` header, so an Orbit client can share this cache.
+    ///
+    /// # Errors
+    ///
+    /// The token errors of any API call: [`Error::Unauthenticated`],
+    /// [`Error::TwoFactorRequired`] or a transport error.
+    pub async fn access_token(&self) -> Result<SecretString> {
+        self.inner.access_token().await
+    }
+
+    /// Marks `rejected` as no longer valid, so that the next
+    /// [`Client::access_token`] requests a new token. A token that another
+    /// task already replaced stays in place.
+    pub async fn invalidate_access_token(&self, rejected: &SecretString) {
+        self.inner.invalidate_token(rejected).await;
     }
 
     /// Returns the account endpoints.

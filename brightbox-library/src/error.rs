@@ -88,8 +88,10 @@ pub enum LibraryError {
         #[source]
         source: TransportError,
     },
-    /// Registering the uploaded file failed; the file stays in `incoming/`.
-    #[error("registering uploaded file {file_name:?} failed; the file stays in incoming/")]
+    /// Registering the uploaded file failed; the file stays where the transport put it.
+    #[error(
+        "registering uploaded file {file_name:?} failed; the uploaded file stays where it was uploaded (incoming/ or the Orbit staging container)"
+    )]
     Register {
         /// The uploaded file name sent as `source`.
         file_name: String,

@@ -16,7 +16,9 @@ use crate::error::LibraryError;
 use crate::events::{EventFn, Events, JobEvent};
 use crate::preflight::preflight;
 use crate::spec::ImageSpec;
-use crate::transport::{FtpsTransport, ProgressFn, Transport, TransportError, UploadedFile};
+use crate::transport::{
+    FtpsTransport, ProgressFn, Transport, TransportError, UploadedFile, url_without_query,
+};
 
 /// Entry point to the image library workflows.
 ///
@@ -265,7 +267,7 @@ impl Library {
         events.emit(JobEvent::Registering {
             file_name: uploaded.source.clone(),
         });
-        let image = self.register(spec, &uploaded.source).await?;
+        let image = self.register(spec, &uploaded).await?;
         events.emit(JobEvent::Registered {
             image_id: image.id.clone(),
         });
@@ -297,10 +299,27 @@ impl Library {
                 source,
             })?;
         tracing::info!(image_id = %image.id, "image available");
+        self.remove_staged(&uploaded).await;
         events.emit(JobEvent::Done {
             image_id: image.id.clone(),
         });
         Ok(image)
+    }
+
+    /// Asks the transport to remove the staging copy of an upload whose
+    /// image is available. A failure is logged, not returned, because the
+    /// image itself is complete.
+    async fn remove_staged(&self, uploaded: &UploadedFile) {
+        let removed = match self.transport().await {
+            Ok((transport, _)) => transport.remove_staged(uploaded).await,
+            Err(error) => {
+                tracing::warn!(%error, "cannot remove the staged upload");
+                return;
+            }
+        };
+        if let Err(error) = removed {
+            tracing::warn!(%error, remote_path = %uploaded.remote_path, "removing the staged upload failed");
+        }
     }
 
     /// Uploads through the transport. When the FTP server rejects the
@@ -398,9 +417,13 @@ impl Library {
     /// same source are noted before the request, and after such a failure
     /// the workflow looks for a new image with the same source and name. It
     /// sends the request again only when there is none.
-    async fn register(&self, spec: &ImageSpec, file_name: &str) -> Result<Image, LibraryError> {
+    async fn register(
+        &self,
+        spec: &ImageSpec,
+        uploaded: &UploadedFile,
+    ) -> Result<Image, LibraryError> {
         let register_error = |source| LibraryError::Register {
-            file_name: file_name.to_owned(),
+            file_name: uploaded.source.clone(),
             source,
         };
         let images = self.inner.api.images();
@@ -409,11 +432,11 @@ impl Library {
             .await
             .map_err(register_error)?
             .into_iter()
-            .filter(|image| image.source.as_deref() == Some(file_name))
+            .filter(|image| same_source(image, uploaded))
             .map(|image| image.id)
             .collect::<Vec<_>>();
 
-        let request = register_request(spec, file_name);
+        let request = register_request(spec, uploaded);
         let error = match images.register(&request).await {
             Ok(image) => return Ok(image),
             Err(error) if outcome_unknown(&error) => error,
@@ -422,7 +445,7 @@ impl Library {
         tracing::warn!(%error, "registration outcome unknown; looking for the image before sending it again");
 
         let found = match images.list().await {
-            Ok(list) => newest_match(list, &known, spec, file_name),
+            Ok(list) => newest_match(list, &known, spec, uploaded),
             // Without a listing the outcome stays unknown, so resending could
             // create a duplicate image.
             Err(_) => return Err(register_error(error)),
@@ -471,29 +494,41 @@ fn outcome_unknown(error: &brightbox_api::Error) -> bool {
         || matches!(error, brightbox_api::Error::Transport { .. })
 }
 
+/// Returns whether `image` was registered from `uploaded`: by file name,
+/// or by its URL, which the service may store with or without the query.
+fn same_source(image: &Image, uploaded: &UploadedFile) -> bool {
+    let Some(source) = image.source.as_deref() else {
+        return false;
+    };
+    match &uploaded.http_url {
+        Some(url) => source == url.as_str() || source == url_without_query(url),
+        None => source == uploaded.source,
+    }
+}
+
 /// Returns the newest image from `images` that has the given source and
 /// name and whose id is not in `known`.
 fn newest_match(
     images: Vec<Image>,
     known: &[ImageId],
     spec: &ImageSpec,
-    file_name: &str,
+    uploaded: &UploadedFile,
 ) -> Option<Image> {
     images
         .into_iter()
         .filter(|image| !known.contains(&image.id))
-        .filter(|image| image.source.as_deref() == Some(file_name))
+        .filter(|image| same_source(image, uploaded))
         .filter(|image| image.name.as_deref() == Some(spec.name.as_str()))
         .filter(|image| !matches!(image.status, ImageStatus::Deleting | ImageStatus::Deleted))
         .max_by_key(|image| image.created_at)
 }
 
-fn register_request(spec: &ImageSpec, file_name: &str) -> RegisterImage {
-    let mut request = RegisterImage::new(
-        spec.name.clone(),
-        spec.arch.clone(),
-        ImageSource::FtpUpload(file_name.to_owned()),
-    );
+fn register_request(spec: &ImageSpec, uploaded: &UploadedFile) -> RegisterImage {
+    let source = match &uploaded.http_url {
+        Some(url) => ImageSource::HttpUrl(url.clone()),
+        None => ImageSource::FtpUpload(uploaded.source.clone()),
+    };
+    let mut request = RegisterImage::new(spec.name.clone(), spec.arch.clone(), source);
     if let Some(description) = &spec.description {
         request = request.description(description.clone());
     }

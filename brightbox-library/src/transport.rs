@@ -92,6 +92,21 @@ pub trait Transport: Send + Sync + fmt::Debug {
             operation: "delete",
         })
     }
+
+    /// Removes the staging copy of an upload once the image it was
+    /// registered as is available.
+    ///
+    /// The default does nothing, which suits the FTPS library: the service
+    /// moves the file out of `incoming/` itself.
+    ///
+    /// # Errors
+    ///
+    /// Returns a [`TransportError`] when the copy cannot be removed. The
+    /// workflow logs it and still succeeds, because the image is available.
+    async fn remove_staged(&self, uploaded: &UploadedFile) -> Result<(), TransportError> {
+        let _ = uploaded;
+        Ok(())
+    }
 }
 
 /// A file that a [`Transport`] has downloaded and checked against the remote size.
@@ -129,26 +144,54 @@ impl DownloadedFile {
 }
 
 /// A file that a [`Transport`] has uploaded and verified.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct UploadedFile {
-    /// The name to send as `source` when registering the image.
+    /// The uploaded file's name: sent as `source` when registering an FTP
+    /// upload, and the object name of an Orbit upload.
     pub source: String,
     /// Path of the file on the remote server, for messages.
     pub remote_path: String,
     /// Number of bytes transferred and confirmed on the server.
     pub bytes: u64,
+    /// URL the service downloads the image from. When set, the image is
+    /// registered with `http_url` instead of `source`. Temp URLs carry a
+    /// signature, so `Debug` shows this URL without its query.
+    pub http_url: Option<url::Url>,
 }
 
 impl UploadedFile {
-    /// Creates a record of a verified upload.
+    /// Creates a record of a verified upload, registered by file name.
     pub fn new(source: impl Into<String>, remote_path: impl Into<String>, bytes: u64) -> Self {
         Self {
             source: source.into(),
             remote_path: remote_path.into(),
             bytes,
+            http_url: None,
         }
     }
+
+    /// Registers the upload by `url` (usually a temp URL) instead of by name.
+    pub fn with_http_url(mut self, url: url::Url) -> Self {
+        self.http_url = Some(url);
+        self
+    }
+}
+
+impl fmt::Debug for UploadedFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UploadedFile")
+            .field("source", &self.source)
+            .field("remote_path", &self.remote_path)
+            .field("bytes", &self.bytes)
+            .field("http_url", &self.http_url.as_ref().map(url_without_query))
+            .finish()
+    }
+}
+
+/// Returns `url` without its query and fragment, which may hold a signature.
+pub(crate) fn url_without_query(url: &url::Url) -> String {
+    url[..url::Position::AfterPath].to_owned()
 }
 
 /// Failure of a [`Transport`].

@@ -1,0 +1,212 @@
+//! Uploads through Orbit, Brightbox's Swift-compatible object store, and
+//! registration by temp URL: the route of today's Brightbox.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use brightbox_api::Client;
+use brightbox_orbit::{
+    BoxError, OrbitClient, OrbitError, TempUrlMethod, TokenProvider, TransferProgress,
+    UploadOptions, temp_url_expiry_for,
+};
+use secrecy::SecretString;
+use url::Url;
+
+use crate::transport::{ProgressFn, Transport, TransportError, UploadedFile};
+
+/// Container that holds staged uploads unless set otherwise.
+pub const DEFAULT_STAGING_CONTAINER: &str = "image-uploads";
+
+/// Transfer rate assumed when sizing a temp URL's lifetime: 10 MB/s, so
+/// that a slow fetch by the service still finishes before the URL expires.
+const ASSUMED_FETCH_RATE: u64 = 10_000_000;
+/// Time added to every temp URL's lifetime for queueing at the service.
+const TEMP_URL_MARGIN: Duration = Duration::from_secs(30 * 60);
+
+/// Stages images in an Orbit container and registers them by temp URL.
+///
+/// An upload ensures the container exists, uploads the file (as a Static
+/// Large Object when it is larger than one segment, with each segment's MD5
+/// checked), makes sure the account has a temp URL key (setting one only
+/// when there is none, because changing it breaks other users' URLs), and
+/// returns a `GET` temp URL whose lifetime covers the service's download.
+#[derive(Clone)]
+pub struct OrbitTransport {
+    client: OrbitClient,
+    container: String,
+    segment_size: Option<u64>,
+    remove_after_registration: bool,
+}
+
+impl OrbitTransport {
+    /// Creates a transport over an Orbit client.
+    pub fn new(client: OrbitClient) -> Self {
+        Self {
+            client,
+            container: DEFAULT_STAGING_CONTAINER.to_owned(),
+            segment_size: None,
+            remove_after_registration: false,
+        }
+    }
+
+    /// Creates a transport for the Orbit account at `storage_url` (such as
+    /// `https://orbit.brightbox.com/v1/acc-xxxxx/`) that authenticates with
+    /// the API client's OAuth token.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`TransportError::Other`] when the Orbit client cannot be
+    /// built, for example from an invalid URL.
+    pub fn from_api(api: &Client, storage_url: Url) -> Result<Self, TransportError> {
+        let client = OrbitClient::builder()
+            .storage_url(storage_url)
+            .token_provider(Arc::new(ApiToken(api.clone())))
+            .build()
+            .map_err(|source| orbit_error(Path::new(""), source))?;
+        Ok(Self::new(client))
+    }
+
+    /// Sets the container that holds staged uploads.
+    pub fn container(mut self, name: impl Into<String>) -> Self {
+        self.container = name.into();
+        self
+    }
+
+    /// Sets the segment size for files larger than one segment.
+    pub fn segment_size(mut self, bytes: u64) -> Self {
+        self.segment_size = Some(bytes);
+        self
+    }
+
+    /// Sets whether the staged object is deleted once the image is available.
+    pub fn remove_after_registration(mut self, remove: bool) -> Self {
+        self.remove_after_registration = remove;
+        self
+    }
+}
+
+impl fmt::Debug for OrbitTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OrbitTransport")
+            .field("storage_url", &self.client.storage_url().as_str())
+            .field("container", &self.container)
+            .field("segment_size", &self.segment_size)
+            .field("remove_after_registration", &self.remove_after_registration)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl Transport for OrbitTransport {
+    async fn upload(
+        &self,
+        local: &Path,
+        remote_name: &str,
+        progress: Option<&ProgressFn<'_>>,
+    ) -> Result<UploadedFile, TransportError> {
+        let failed = |source| orbit_error(local, source);
+        self.client
+            .ensure_container(&self.container)
+            .await
+            .map_err(failed)?;
+
+        // Orbit's callback must be 'static; a watch channel carries the
+        // counts to this task, where `progress` may borrow from the caller.
+        let (sender, mut sent) = tokio::sync::watch::channel(0_u64);
+        let mut options =
+            UploadOptions::default()
+                .resume(true)
+                .on_progress(move |report: TransferProgress| {
+                    let _ = sender.send(report.bytes_done);
+                });
+        if let Some(bytes) = self.segment_size {
+            options = options.segment_size(bytes);
+        }
+
+        let mut watching = true;
+        let result = {
+            let upload = self
+                .client
+                .upload_file(&self.container, remote_name, local, &options);
+            tokio::pin!(upload);
+            loop {
+                tokio::select! {
+                    result = &mut upload => break result,
+                    changed = sent.changed(), if watching => match changed {
+                        Ok(()) => {
+                            if let Some(progress) = progress {
+                                progress(*sent.borrow_and_update());
+                            }
+                        }
+                        Err(_) => watching = false,
+                    },
+                }
+            }
+        };
+        let uploaded = result.map_err(failed)?;
+        if let Some(progress) = progress {
+            progress(uploaded.size);
+        }
+
+        let key = self.client.ensure_temp_url_key().await.map_err(failed)?;
+        let lifetime = temp_url_expiry_for(uploaded.size, ASSUMED_FETCH_RATE, TEMP_URL_MARGIN);
+        let url = self
+            .client
+            .temp_url(
+                TempUrlMethod::Get,
+                &self.container,
+                remote_name,
+                &key,
+                SystemTime::now() + lifetime,
+            )
+            .map_err(failed)?;
+        tracing::info!(
+            container = %self.container,
+            object = remote_name,
+            bytes = uploaded.size,
+            lifetime_s = lifetime.as_secs(),
+            "staged in Orbit; registering by temp URL"
+        );
+
+        let remote_path = format!("{}/{}", self.container, remote_name);
+        Ok(UploadedFile::new(remote_name, remote_path, uploaded.size).with_http_url(url))
+    }
+
+    async fn remove_staged(&self, uploaded: &UploadedFile) -> Result<(), TransportError> {
+        if !self.remove_after_registration {
+            return Ok(());
+        }
+        self.client
+            .delete_object(&self.container, &uploaded.source)
+            .await
+            .map_err(|source| orbit_error(Path::new(&uploaded.remote_path), source))
+    }
+}
+
+fn orbit_error(local: &Path, source: OrbitError) -> TransportError {
+    TransportError::Other {
+        transport: "Orbit",
+        local: local.to_path_buf(),
+        source: Box::new(source),
+    }
+}
+
+/// Supplies the API client's OAuth token to Orbit, which accepts the same
+/// token in `X-Auth-Token`.
+struct ApiToken(Client);
+
+#[async_trait]
+impl TokenProvider for ApiToken {
+    async fn token(&self) -> Result<SecretString, BoxError> {
+        Ok(self.0.access_token().await?)
+    }
+
+    async fn refresh(&self) -> Result<SecretString, BoxError> {
+        let rejected = self.0.access_token().await?;
+        self.0.invalidate_access_token(&rejected).await;
+        Ok(self.0.access_token().await?)
+    }
+}
