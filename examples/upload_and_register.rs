@@ -5,7 +5,8 @@
 //! the API at `BRIGHTBOX_API_URL` (default `https://api.gb1.brightbox.com/`).
 //! Without them it starts the local emulator in this process, so it runs
 //! offline. Without a path it writes a small qcow2 disk image and uploads
-//! that.
+//! that. With `--orbit` (or `BRIGHTBOX_ORBIT_URL` against Brightbox) it
+//! stages the image in Orbit and registers it by temp URL instead of FTPS.
 //!
 //! ```text
 //! cargo run --release -p brightbox-examples --example upload_and_register -- [PATH]
@@ -14,12 +15,13 @@
 use std::error::Error;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use brightbox_api::{AccountId, Arch, Client};
 use brightbox_emulator::Emulator;
 use brightbox_examples::{error_chain, image_table, write_sample_qcow2};
 use brightbox_ftp::FtpError;
-use brightbox_library::{ImageSpec, JobEvent, Library, preflight};
+use brightbox_library::{ImageSpec, JobEvent, Library, OrbitTransport, preflight};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -57,6 +59,14 @@ struct Options {
     /// PEM file with an extra CA to trust for the FTPS server.
     #[arg(long, env = "BRIGHTBOX_FTP_CA_FILE")]
     ftp_ca_file: Option<PathBuf>,
+    /// Stage the image in Orbit and register it by temp URL, the route of
+    /// today's Brightbox, instead of FTPS. Takes the account's Orbit
+    /// storage URL, such as https://orbit.brightbox.com/v1/acc-xxxxx/.
+    #[arg(long, env = "BRIGHTBOX_ORBIT_URL")]
+    orbit_url: Option<String>,
+    /// With the emulator, use its Orbit route instead of FTPS.
+    #[arg(long)]
+    orbit: bool,
 }
 
 #[tokio::main]
@@ -146,7 +156,11 @@ async fn run(options: Options) -> Result<(), Box<dyn Error>> {
                 .base_url(&options.api_url)
                 .client_credentials(client_id.clone(), secret)
                 .build()?;
-            let mut builder = Library::builder(api);
+            let mut builder = Library::builder(api.clone());
+            if let Some(orbit_url) = &options.orbit_url {
+                let transport = OrbitTransport::from_api(&api, orbit_url.parse()?)?;
+                builder = builder.transport(Arc::new(transport));
+            }
             if let Some(account) = &options.account_id {
                 builder = builder.account_id(account.clone());
             }
@@ -182,10 +196,13 @@ async fn run(options: Options) -> Result<(), Box<dyn Error>> {
                 .base_url(emulator.api_url())
                 .client_credentials(emulator.client_id(), emulator.client_secret().to_owned())
                 .build()?;
-            let library = Library::builder(api)
-                .add_root_certificate_pem(emulator.ca_certificate_pem())?
-                .build();
-            (library, Some(emulator))
+            let mut builder = Library::builder(api.clone())
+                .add_root_certificate_pem(emulator.ca_certificate_pem())?;
+            if options.orbit || options.orbit_url.is_some() {
+                let transport = OrbitTransport::from_api(&api, emulator.orbit_url().parse()?)?;
+                builder = builder.transport(Arc::new(transport));
+            }
+            (builder.build(), Some(emulator))
         }
     };
 
