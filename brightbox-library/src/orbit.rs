@@ -17,7 +17,7 @@ use url::Url;
 
 use crate::transport::{ProgressFn, Transport, TransportError, UploadedFile};
 
-/// Container that holds staged uploads unless set otherwise.
+/// Default container for staged uploads.
 pub const DEFAULT_STAGING_CONTAINER: &str = "image-uploads";
 
 /// Transfer rate assumed when sizing a temp URL's lifetime: 10 MB/s, so
@@ -28,11 +28,12 @@ const TEMP_URL_MARGIN: Duration = Duration::from_secs(30 * 60);
 
 /// Stages images in an Orbit container and registers them by temp URL.
 ///
-/// An upload ensures the container exists, uploads the file (as a Static
-/// Large Object when it is larger than one segment, with each segment's MD5
-/// checked), makes sure the account has a temp URL key (setting one only
-/// when there is none, because changing it breaks other users' URLs), and
-/// returns a `GET` temp URL whose lifetime covers the service's download.
+/// An upload first ensures the container exists. It uploads the file, as a
+/// Static Large Object when it is larger than one segment, and checks each
+/// segment's MD5. It then makes sure the account has a temp URL key, setting
+/// one only when there is none, because changing it breaks other users'
+/// URLs. It returns a `GET` temp URL whose lifetime covers the service's
+/// download.
 #[derive(Clone)]
 pub struct OrbitTransport {
     client: OrbitClient,
@@ -69,7 +70,7 @@ impl OrbitTransport {
         Ok(Self::new(client))
     }
 
-    /// Sets the container that holds staged uploads.
+    /// Sets the container for staged uploads.
     pub fn container(mut self, name: impl Into<String>) -> Self {
         self.container = name.into();
         self
