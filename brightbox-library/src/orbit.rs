@@ -8,14 +8,16 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use brightbox_api::Client;
+use brightbox_ftp::ImageFormat;
 use brightbox_orbit::{
-    BoxError, OrbitClient, OrbitError, TempUrlMethod, TokenProvider, TransferProgress,
-    UploadOptions, temp_url_expiry_for,
+    BoxError, DownloadOptions, OrbitClient, OrbitError, TempUrlMethod, TokenProvider,
+    TransferProgress, UploadOptions, temp_url_expiry_for,
 };
 use secrecy::SecretString;
+use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::transport::{ProgressFn, Transport, TransportError, UploadedFile};
+use crate::transport::{DownloadedFile, ProgressFn, Transport, TransportError, UploadedFile};
 
 /// Default container for staged uploads.
 pub const DEFAULT_STAGING_CONTAINER: &str = "image-uploads";
@@ -176,6 +178,69 @@ impl Transport for OrbitTransport {
         Ok(UploadedFile::new(remote_name, remote_path, uploaded.size).with_http_url(url))
     }
 
+    /// Downloads `images/<image id>` from the account's read-only `images`
+    /// container, decoding Orbit's LZ4-compressed form into a sparse raw
+    /// file. Other paths are not supported. `resume` has no effect: a
+    /// decoded download starts again from the beginning.
+    async fn download(
+        &self,
+        remote_path: &str,
+        local: &Path,
+        resume: bool,
+        progress: Option<&ProgressFn<'_>>,
+    ) -> Result<DownloadedFile, TransportError> {
+        let _ = resume;
+        let Some(image_id) = remote_path.strip_prefix("images/") else {
+            return Err(TransportError::Unsupported {
+                operation: "Orbit download outside the images container",
+            });
+        };
+        let (sender, mut received) = tokio::sync::watch::channel(0_u64);
+        let options = DownloadOptions::default().on_progress(move |report: TransferProgress| {
+            let _ = sender.send(report.bytes_done);
+        });
+
+        let mut watching = true;
+        let result = {
+            let download = self.client.download_snapshot(image_id, local, &options);
+            tokio::pin!(download);
+            loop {
+                tokio::select! {
+                    result = &mut download => break result,
+                    changed = received.changed(), if watching => match changed {
+                        Ok(()) => {
+                            if let Some(progress) = progress {
+                                progress(*received.borrow_and_update());
+                            }
+                        }
+                        Err(_) => watching = false,
+                    },
+                }
+            }
+        };
+        let snapshot = result.map_err(|source| orbit_error(local, source))?;
+
+        let path = snapshot.path.clone();
+        let (sha256, format) = tokio::task::spawn_blocking(move || hash_and_detect(&path))
+            .await
+            .map_err(|error| TransportError::Other {
+                transport: "Orbit",
+                local: local.to_path_buf(),
+                source: Box::new(error),
+            })?
+            .map_err(|error| TransportError::Other {
+                transport: "Orbit",
+                local: local.to_path_buf(),
+                source: Box::new(error),
+            })?;
+        Ok(DownloadedFile::new(
+            snapshot.path,
+            snapshot.size,
+            sha256,
+            format,
+        ))
+    }
+
     async fn remove_staged(&self, uploaded: &UploadedFile) -> Result<(), TransportError> {
         if !self.remove_after_registration {
             return Ok(());
@@ -185,6 +250,28 @@ impl Transport for OrbitTransport {
             .await
             .map_err(|source| orbit_error(Path::new(&uploaded.remote_path), source))
     }
+}
+
+/// Returns the SHA-256 (lowercase hex) and the format of a local file.
+fn hash_and_detect(path: &Path) -> std::io::Result<(String, ImageFormat)> {
+    use std::io::Read;
+
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0_u8; 1 << 20];
+    let mut head = Vec::new();
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        let chunk = &buffer[..read];
+        if head.len() < 8 {
+            head.extend_from_slice(&chunk[..chunk.len().min(8 - head.len())]);
+        }
+        hasher.update(chunk);
+    }
+    Ok((hex::encode(hasher.finalize()), ImageFormat::detect(&head)))
 }
 
 fn orbit_error(local: &Path, source: OrbitError) -> TransportError {

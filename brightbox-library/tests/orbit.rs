@@ -115,3 +115,38 @@ async fn orbit_staging_object_removed_when_asked() {
     assert!(!listing.contains("staged.img"), "{listing}");
     emulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn orbit_download_decodes_lz4_snapshot() {
+    use brightbox_library::DownloadImageOptions;
+
+    let emulator = start_emulator().await;
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let path = scratch.path().join("roundtrip.img");
+    // Long zero runs, as in a real disk image, next to patterned data.
+    let mut bytes = vec![0_u8; 512 * 1024];
+    bytes.extend((0..200_000_u32).map(|i| (i % 241) as u8));
+    bytes.extend(vec![0_u8; 256 * 1024]);
+    std::fs::write(&path, &bytes).expect("write test image");
+    let expected = hex::encode(Sha256::digest(&bytes));
+
+    let api = api_client(&emulator);
+    let storage_url = emulator.orbit_url().parse().expect("orbit URL");
+    let transport = OrbitTransport::from_api(&api, storage_url).expect("transport builds");
+    let library = orbit_library(&emulator, transport);
+    let image = library
+        .upload_and_register(&path, &ImageSpec::new("roundtrip", Arch::X86_64))
+        .await
+        .expect("upload and register");
+
+    let target = scratch.path().join("downloaded.raw");
+    let downloaded = library
+        .download_image(&image.id, &target, &DownloadImageOptions::default())
+        .await
+        .expect("download from the images container");
+
+    assert_eq!(downloaded.bytes, bytes.len() as u64);
+    assert_eq!(downloaded.sha256, expected);
+    assert_eq!(sha256_of(&target), expected);
+    emulator.shutdown().await;
+}
