@@ -740,7 +740,12 @@ mod child {
                     println!("uploaded {} bytes to {}", upload.bytes, upload.remote_path);
                 }
                 [operation, remote_path, local, segments] if operation == "download" => {
-                    let options = DownloadOptions::default().segments(segments.parse()?);
+                    // BENCH_DOWNLOAD_SHA256=0 measures a download without hashing, by hand.
+                    let hash =
+                        std::env::var("BENCH_DOWNLOAD_SHA256").map_or(true, |value| value != "0");
+                    let options = DownloadOptions::default()
+                        .segments(segments.parse()?)
+                        .sha256(hash);
                     let download = client
                         .download_file(remote_path, Path::new(local), &options)
                         .await?;

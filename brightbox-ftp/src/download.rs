@@ -18,8 +18,9 @@ use crate::format::{ImageFormat, Sniffer};
 use crate::names::validate_remote_dir;
 use crate::options::{DownloadOptions, MAX_SEGMENTS};
 use crate::progress::{ProgressSink, Reporter};
+use crate::segments::{HashOutcome, SegmentSink, SegmentedFile};
 use crate::transfer::{DataCommand, backoff_delay};
-use crate::writer::{BufferPool, Chunk, FileWriter, OpenMode, hash_file};
+use crate::writer::{BufferPool, Chunk, FileWriter, OpenMode};
 
 /// Smallest byte range worth its own connection in a segmented download.
 const MIN_SEGMENT_BYTES: u64 = 1024 * 1024;
@@ -32,7 +33,8 @@ pub struct Download {
     pub local_path: Option<PathBuf>,
     /// Length of the whole file in bytes, including a resumed prefix.
     pub bytes: u64,
-    /// SHA-256 of the whole file as lowercase hex.
+    /// SHA-256 of the whole file as lowercase hex, or an empty string when
+    /// [`DownloadOptions::sha256`] turned hashing off.
     pub sha256: String,
     /// Format detected from the file's first bytes.
     pub format: ImageFormat,
@@ -78,10 +80,11 @@ enum Output<'a, W> {
         hasher: &'a mut Sha256,
         sniffer: &'a mut Sniffer,
     },
-    /// The file writer thread.
+    /// A file writer thread, with the hasher of a fresh single-connection download.
     File {
         sender: mpsc::Sender<Chunk>,
         pool: BufferPool,
+        hasher: Option<&'a mut Sha256>,
     },
 }
 
@@ -147,7 +150,7 @@ impl FtpsClient {
 
     /// Downloads `remote_path` to the local file `local`.
     ///
-    /// The data goes to `.<name>.part` beside `local`, written by a dedicated thread in 1 MiB
+    /// The data goes to `.<name>.part` beside `local`, written by a dedicated thread in 256 KiB
     /// buffers. Blocks of 64 KiB that are all zero are skipped, so the file is sparse where the
     /// image is. After the server confirms the transfer and the byte count equals the server's
     /// `SIZE`, the partial file is renamed to `local`, replacing any file there. A failed
@@ -158,7 +161,9 @@ impl FtpsClient {
     /// and the rest is fetched with `REST`. A partial file longer than the remote file is
     /// discarded. With [`DownloadOptions::segments`] above 1 and a file of at least 1 MiB per
     /// segment, that many extra connections each fetch one byte range into the preallocated
-    /// file, and the SHA-256 is computed by reading the finished file once. With
+    /// file with their own writer threads. The SHA-256 of a segmented download is computed in
+    /// file order while the segments arrive: the first segment as it is written, each later one
+    /// read back from the page cache once everything before it is hashed. With
     /// [`DownloadOptions::retries`] a retryable failure reconnects and resumes.
     ///
     /// # Errors
@@ -315,11 +320,17 @@ impl FtpsClient {
         } else {
             OpenMode::Fresh { preallocate: None }
         };
-        let writer = FileWriter::start(part, mode, true);
+        // A fresh download is hashed here, on the receiving task, which leaves the writer thread
+        // only the writes. A resumed one is hashed by the writer, which hashes the kept prefix
+        // first.
+        let hash_here = options.sha256 && offset == 0;
+        let mut hasher = Sha256::new();
+        let writer = FileWriter::start(part, mode, options.sha256 && !hash_here);
         let progress = SharedProgress::new(options.progress.as_ref(), total, offset);
         let mut output: Output<'_, tokio::io::Sink> = Output::File {
             sender: writer.sender(),
             pool: writer.pool(),
+            hasher: hash_here.then_some(&mut hasher),
         };
         let complete = total.is_some_and(|total| total == offset && offset > 0);
         let fetched = if complete {
@@ -338,7 +349,10 @@ impl FtpsClient {
                 return Err(error);
             }
         };
-        let outcome = writer.finish().await?;
+        let mut outcome = writer.finish().await?;
+        if hash_here {
+            outcome.sha256 = Some(hex::encode(hasher.finalize()));
+        }
         let bytes = offset + received;
         check_received(self, remote_path, total, bytes)?;
         progress.finish(bytes);
@@ -359,34 +373,24 @@ impl FtpsClient {
         segments: usize,
         options: &DownloadOptions,
     ) -> Result<Download, FtpError> {
-        let writer = FileWriter::start(
-            part,
-            OpenMode::Fresh {
-                preallocate: Some(total),
-            },
-            false,
-        );
+        let ranges = split_ranges(total, segments);
+        debug!(?ranges, "segment ranges");
+        let (file, sinks) = SegmentedFile::create(part, total, &ranges, options.sha256)?;
         let progress = Arc::new(SharedProgress::new(
             options.progress.as_ref(),
             Some(total),
             0,
         ));
-        let ranges = split_ranges(total, segments);
-        debug!(?ranges, "segment ranges");
 
         let mut tasks = Vec::with_capacity(ranges.len());
-        for (start, length) in ranges {
+        for ((start, length), sink) in ranges.into_iter().zip(sinks) {
             let config = self.config.clone();
             let remote = remote_path.to_owned();
-            let sender = writer.sender();
-            let pool = writer.pool();
             let progress = Arc::clone(&progress);
             let is_last = start + length == total;
             tasks.push(tokio::spawn(
-                fetch_segment(
-                    config, remote, start, length, is_last, sender, pool, progress,
-                )
-                .in_current_span(),
+                fetch_segment(config, remote, start, length, is_last, sink, progress)
+                    .in_current_span(),
             ));
         }
 
@@ -407,7 +411,7 @@ impl FtpsClient {
             }
         }
         if let Some(error) = first_error {
-            let _ = writer.finish().await;
+            file.abandon().await;
             // The preallocated file has the full length but holes where segments failed, so a
             // later resume would take it for complete. Remove it.
             if let Err(remove_error) = tokio::fs::remove_file(part).await {
@@ -415,9 +419,7 @@ impl FtpsClient {
             }
             return Err(error);
         }
-        writer.finish().await?;
-
-        let (sha256, format) = hash_file(part).await?;
+        let HashOutcome { sha256, format } = file.finish().await?;
         progress.finish(total);
         self.keep_alive().await;
         Ok(Download {
@@ -596,7 +598,10 @@ impl FtpsClient {
                             .await?;
                         spare = Some(buffer);
                     }
-                    Output::File { sender, .. } => {
+                    Output::File { sender, hasher, .. } => {
+                        if let Some(hasher) = hasher {
+                            hasher.update(buffer.get(..filled).unwrap_or_default());
+                        }
                         let chunk = Chunk {
                             position,
                             data: buffer,
@@ -627,19 +632,21 @@ impl FtpsClient {
 }
 
 /// Fetches one byte range over its own session.
-#[allow(clippy::too_many_arguments)]
 async fn fetch_segment(
     config: FtpsConfig,
     remote_path: String,
     start: u64,
     length: u64,
     is_last: bool,
-    sender: mpsc::Sender<Chunk>,
-    pool: BufferPool,
+    sink: SegmentSink,
     progress: Arc<SharedProgress>,
 ) -> Result<(), FtpError> {
     let mut client = FtpsClient::connect(&config).await?;
-    let mut output: Output<'_, tokio::io::Sink> = Output::File { sender, pool };
+    let mut output: Output<'_, tokio::io::Sink> = Output::File {
+        sender: sink.sender,
+        pool: sink.pool,
+        hasher: None,
+    };
     // The last range reads to the end of the file and finishes normally; the others stop at
     // their length and abort.
     let limit = (!is_last).then_some(length);

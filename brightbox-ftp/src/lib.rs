@@ -5,8 +5,9 @@
 //! of it the crate offers:
 //!
 //! - Uploads from a file or any [`tokio::io::AsyncRead`] to a temporary name, with the remote
-//!   size checked before the rename and SHA-256 computed on the way. A partial upload resumes
-//!   with `REST` + `STOR` or `APPE`, and bounded retries reconnect and resume.
+//!   size checked before the rename and SHA-256 computed on the way, optionally compressed with
+//!   gzip. A partial upload resumes with `REST` + `STOR` or `APPE`, and bounded retries
+//!   reconnect and resume.
 //! - Downloads to a file or any [`tokio::io::AsyncWrite`], with SHA-256, format detection
 //!   ([`ImageFormat`]), resume of a local partial file, bounded retries, sparse output and
 //!   optional segments over several connections.
@@ -86,6 +87,7 @@ mod listing;
 mod names;
 mod options;
 mod progress;
+mod segments;
 mod tls;
 mod transfer;
 mod upload;

@@ -1,8 +1,11 @@
 //! Uploads: temporary name, resume, SHA-256, size check, rename and retries.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use flate2::Compression;
+use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -20,9 +23,13 @@ use crate::transfer::{DataCommand, backoff_delay};
 pub struct Upload {
     /// The final remote path: `remote_dir` and `remote_name` joined with `/`.
     pub remote_path: String,
-    /// Length of the whole file in bytes, equal to the size the server reported.
+    /// Length of the whole remote file in bytes, equal to the size the server reported.
     pub bytes: u64,
-    /// SHA-256 of the whole file as lowercase hex, including a resumed prefix.
+    /// Bytes read from the source, including a resumed prefix. It equals `bytes` unless
+    /// [`UploadOptions::gzip`] compressed the data.
+    pub source_bytes: u64,
+    /// SHA-256 of the whole source as lowercase hex, including a resumed prefix, computed
+    /// before any compression.
     pub sha256: String,
     /// Bytes that an earlier attempt had already stored and this upload did not send again.
     pub resumed_from: u64,
@@ -164,12 +171,14 @@ impl FtpsClient {
         remote_name: &str,
         options: &UploadOptions,
     ) -> Result<Upload, FtpError> {
+        check_gzip_options(options)?;
         let target = prepare_target(remote_dir, remote_name)?;
         let span = info_span!(
             "ftps_upload",
             host = %self.context.host,
             remote_path = %target.final_path,
             source = "reader",
+            gzip = options.gzip,
         );
         async {
             let attempt = self
@@ -179,6 +188,7 @@ impl FtpsClient {
                     &Source::Reader,
                     &target,
                     options.resume,
+                    options.gzip,
                     options.progress.as_ref(),
                     None,
                 )
@@ -198,25 +208,29 @@ impl FtpsClient {
         options: &UploadOptions,
         legacy: LegacyProgress<'_>,
     ) -> Result<Upload, FtpError> {
+        check_gzip_options(options)?;
         let target = prepare_target(remote_dir, remote_name)?;
         let span = info_span!(
             "ftps_upload",
             host = %self.context.host,
             remote_path = %target.final_path,
             local = %local.display(),
+            gzip = options.gzip,
         );
         async {
             let mut attempt_number = 0_u32;
             loop {
                 let attempt = match open_local(local).await {
                     Ok((mut file, length)) => {
-                        let resume = options.resume || attempt_number > 0;
+                        // A gzip stream cannot continue a partial file, so its retries restart.
+                        let resume = !options.gzip && (options.resume || attempt_number > 0);
                         self.upload_attempt(
                             &mut file,
                             Some(length),
                             &Source::File(local),
                             &target,
                             resume,
+                            options.gzip,
                             options.progress.as_ref(),
                             legacy,
                         )
@@ -294,6 +308,7 @@ impl FtpsClient {
         source: &Source<'_>,
         target: &Target,
         resume: bool,
+        gzip: bool,
         sink: Option<&ProgressSink>,
         legacy: LegacyProgress<'_>,
     ) -> Result<Upload, Failure> {
@@ -374,12 +389,13 @@ impl FtpsClient {
                 source,
                 &line,
                 offset,
+                gzip,
                 &mut hasher,
                 &mut reporter,
                 legacy,
             )
             .await;
-        let sent = match copied {
+        let Sent { source_read, sent } = match copied {
             Ok(sent) => sent,
             Err(error @ (FtpError::Stream { .. } | FtpError::Io { .. })) => {
                 return Err(self.close_after_local_error(transfer, error, &line).await);
@@ -402,16 +418,21 @@ impl FtpsClient {
             })
             .await?;
         let total = offset + sent;
-        debug!(bytes = total, "transfer confirmed by the server");
+        let source_total = offset + source_read;
+        debug!(
+            bytes = total,
+            source_bytes = source_total,
+            "transfer confirmed by the server"
+        );
 
         if let (Some(length), Source::File(path)) = (length, source)
-            && total != length
+            && source_total != length
         {
             return Err(FtpError::Io {
                 path: path.to_path_buf(),
                 source: std::io::Error::other(format!(
-                    "the file changed length during the upload, from {length} to {total} \
-                     bytes; upload it again once it no longer changes"
+                    "the file changed length during the upload, from {length} to \
+                     {source_total} bytes; upload it again once it no longer changes"
                 )),
             }
             .into());
@@ -434,10 +455,11 @@ impl FtpsClient {
         }
 
         self.rename(temporary, &target.final_path).await?;
-        reporter.finish(total);
+        reporter.finish(source_total);
         let sha256 = hex::encode(hasher.finalize());
         info!(
             bytes = total,
+            source_bytes = source_total,
             resumed_from = offset,
             elapsed = ?started.elapsed(),
             %sha256,
@@ -446,6 +468,7 @@ impl FtpsClient {
         Ok(Upload {
             remote_path: target.final_path.clone(),
             bytes: total,
+            source_bytes: source_total,
             sha256,
             resumed_from: offset,
         })
@@ -492,8 +515,8 @@ impl FtpsClient {
         }
     }
 
-    /// Copies `reader` to the data connection, hashing and reporting on the way, and returns
-    /// the bytes sent.
+    /// Copies `reader` to the data connection, compressed with gzip when `gzip` is set,
+    /// hashing the source bytes and reporting them on the way.
     #[allow(clippy::too_many_arguments)]
     async fn send_data<R: AsyncRead + Unpin + Send>(
         &self,
@@ -502,15 +525,35 @@ impl FtpsClient {
         source: &Source<'_>,
         line: &str,
         offset: u64,
+        gzip: bool,
         hasher: &mut Sha256,
         reporter: &mut Reporter,
         legacy: LegacyProgress<'_>,
-    ) -> Result<u64, FtpError> {
+    ) -> Result<Sent, FtpError> {
         let context = &self.context;
         let mut buffer = vec![0_u8; CHUNK_SIZE];
-        let mut sent: u64 = 0;
+        let mut encoder = gzip.then(|| GzEncoder::new(Vec::new(), Compression::fast()));
+        let mut totals = Sent {
+            source_read: 0,
+            sent: 0,
+        };
         let read_what = source.describe();
         let write_what = format!("writing to the data connection of {line}");
+        let write = async |transfer: &mut Transfer, data: &[u8]| {
+            context
+                .bounded(&write_what, async {
+                    transfer
+                        .write_all(data)
+                        .await
+                        .map_err(|source| FtpError::Network {
+                            host: context.host.clone(),
+                            channel: Channel::Data,
+                            operation: line.to_owned(),
+                            source,
+                        })
+                })
+                .await
+        };
         reporter.update(offset);
         loop {
             let read = context
@@ -521,30 +564,66 @@ impl FtpsClient {
                 })
                 .await?;
             if read == 0 {
-                return Ok(sent);
+                if let Some(mut encoder) = encoder.take() {
+                    // The buffer still contains the last chunk's output, which is already sent.
+                    encoder.get_mut().clear();
+                    let tail = encoder.finish().map_err(compression_error)?;
+                    write(transfer, &tail).await?;
+                    totals.sent += tail.len() as u64;
+                }
+                return Ok(totals);
             }
             let chunk = buffer.get(..read).unwrap_or_default();
             hasher.update(chunk);
-            context
-                .bounded(&write_what, async {
-                    transfer
-                        .write_all(chunk)
-                        .await
-                        .map_err(|source| FtpError::Network {
-                            host: context.host.clone(),
-                            channel: Channel::Data,
-                            operation: line.to_owned(),
-                            source,
-                        })
-                })
-                .await?;
-            sent += read as u64;
-            reporter.update(offset + sent);
+            let wire = match encoder.as_mut() {
+                Some(encoder) => {
+                    // The previous output is on the wire, so the encoder's buffer starts empty.
+                    encoder.get_mut().clear();
+                    encoder.write_all(chunk).map_err(compression_error)?;
+                    encoder.get_ref().as_slice()
+                }
+                None => chunk,
+            };
+            if !wire.is_empty() {
+                write(transfer, wire).await?;
+            }
+            totals.sent += wire.len() as u64;
+            totals.source_read += read as u64;
+            reporter.update(offset + totals.source_read);
             if let Some(report) = legacy {
-                report(sent);
+                report(totals.source_read);
             }
         }
     }
+}
+
+/// Byte counts of one upload attempt, without a resumed prefix.
+struct Sent {
+    /// Bytes read from the source.
+    source_read: u64,
+    /// Bytes written to the data connection; fewer than `source_read` with gzip.
+    sent: u64,
+}
+
+fn compression_error(source: std::io::Error) -> FtpError {
+    FtpError::Stream {
+        operation: "compressing the upload with gzip".to_owned(),
+        source,
+    }
+}
+
+/// Rejects [`UploadOptions::gzip`] together with [`UploadOptions::resume`].
+fn check_gzip_options(options: &UploadOptions) -> Result<(), FtpError> {
+    if options.gzip && options.resume {
+        return Err(FtpError::InvalidOption {
+            name: "UploadOptions::gzip".to_owned(),
+            value: "true".to_owned(),
+            reason: "a gzip stream cannot continue a partial file; turn off \
+                     UploadOptions::resume or UploadOptions::gzip"
+                .to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// Reads until `buffer` is full or the reader ends, and returns the bytes read.

@@ -467,6 +467,38 @@ async fn segmented_download_four_ways() {
 }
 
 #[tokio::test]
+async fn download_without_sha256_keeps_content() {
+    let server = TestServer::start().await;
+    let length = 4 * 1024 * 1024 + 17;
+    let data = seed_remote(&server, "nohash.img", b"QFI\xfb", length);
+    let local_dir = tempfile::tempdir().expect("local dir");
+    let mut client = FtpsClient::connect(&server.config())
+        .await
+        .expect("connect");
+
+    for segments in [1, 3] {
+        let local = local_dir.path().join(format!("nohash-{segments}.img"));
+        let download = client
+            .download_file(
+                "incoming/nohash.img",
+                &local,
+                &DownloadOptions::default().segments(segments).sha256(false),
+            )
+            .await
+            .expect("download without hashing");
+
+        assert_eq!(download.bytes, length as u64, "{segments} segments");
+        assert_eq!(download.sha256, "", "{segments} segments");
+        assert_eq!(download.format, ImageFormat::Qcow2, "{segments} segments");
+        assert_eq!(
+            sha256_file(&local),
+            sha256_hex(&data),
+            "{segments} segments"
+        );
+    }
+}
+
+#[tokio::test]
 async fn download_missing_file_is_not_found() {
     let server = TestServer::start().await;
     let local_dir = tempfile::tempdir().expect("local dir");

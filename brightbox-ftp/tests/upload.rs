@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use brightbox_ftp::{Channel, FtpError, FtpsClient};
-use common::{TestServer, local_names, random_file, sha256_file};
+use brightbox_ftp::{Channel, FtpError, FtpsClient, ProgressSink, UploadOptions};
+use common::{TestServer, local_names, random_file, sha256_file, sha256_hex};
 
 const THREE_MIB: usize = 3 * 1024 * 1024 + 12_345;
 
@@ -38,6 +38,7 @@ async fn upload_three_mib_keeps_bytes() {
 
     assert_eq!(upload.remote_path, "incoming/disk.img");
     assert_eq!(upload.bytes, THREE_MIB as u64);
+    assert_eq!(upload.source_bytes, THREE_MIB as u64);
     assert_eq!(reported.load(Ordering::SeqCst), THREE_MIB as u64);
     assert!(
         calls.load(Ordering::SeqCst) >= 4,
@@ -263,4 +264,100 @@ async fn connect_by_host_name_localhost() {
 
     assert_eq!(client.host(), "localhost");
     assert_eq!(sha256_file(&server.path("incoming/disk.img")), local_sha);
+}
+
+#[tokio::test]
+async fn gzip_upload_shrinks_zero_image() {
+    let server = TestServer::start().await;
+    let local_dir = tempfile::tempdir().expect("local dir");
+    let length = 8 * 1024 * 1024;
+    let (random_head, _) = random_file(local_dir.path(), "head.bin", 100_000);
+    let mut image = std::fs::read(&random_head).expect("read random head");
+    image.resize(length, 0);
+    let local = local_dir.path().join("disk.img");
+    std::fs::write(&local, &image).expect("write mostly-zero image");
+    let image_sha = sha256_hex(&image);
+
+    let reports = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let record = std::sync::Arc::clone(&reports);
+    let sink = ProgressSink::callback(move |progress| {
+        record
+            .lock()
+            .expect("progress lock")
+            .push(progress.bytes_done);
+    });
+    let mut client = FtpsClient::connect(&server.config())
+        .await
+        .expect("connect");
+    let upload = client
+        .upload_file_with(
+            &local,
+            "incoming",
+            "disk.img.gz",
+            &UploadOptions::new().gzip(true).progress(sink),
+        )
+        .await
+        .expect("gzip upload");
+
+    let stored = std::fs::read(server.path("incoming/disk.img.gz")).expect("stored file");
+    assert_eq!(upload.remote_path, "incoming/disk.img.gz");
+    assert_eq!(upload.source_bytes, length as u64);
+    assert_eq!(upload.bytes, stored.len() as u64);
+    assert!(
+        stored.len() < 200_000,
+        "8 MiB of mostly zeros sent as {} bytes",
+        stored.len()
+    );
+    assert_eq!(
+        upload.sha256, image_sha,
+        "SHA-256 of the uncompressed source"
+    );
+    assert_eq!(
+        client.size("incoming/disk.img.gz").await.expect("SIZE"),
+        stored.len() as u64
+    );
+
+    let mut decompressed = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(stored.as_slice()),
+        &mut decompressed,
+    )
+    .expect("the stored file is valid gzip");
+    assert_eq!(decompressed.len(), length);
+    assert_eq!(sha256_hex(&decompressed), image_sha);
+
+    let reports = reports.lock().expect("progress lock").clone();
+    assert_eq!(
+        reports.last().copied(),
+        Some(length as u64),
+        "progress counts source bytes: {reports:?}"
+    );
+    client.quit().await.expect("quit");
+}
+
+#[tokio::test]
+async fn gzip_with_resume_is_invalid_option() {
+    let server = TestServer::start().await;
+    let local_dir = tempfile::tempdir().expect("local dir");
+    let (local, _) = random_file(local_dir.path(), "disk.img", 1000);
+
+    let mut client = FtpsClient::connect(&server.config())
+        .await
+        .expect("connect");
+    let error = client
+        .upload_file_with(
+            &local,
+            "incoming",
+            "disk.img.gz",
+            &UploadOptions::new().gzip(true).resume(true),
+        )
+        .await
+        .expect_err("gzip with resume");
+
+    assert!(
+        matches!(&error, FtpError::InvalidOption { name, .. } if name == "UploadOptions::gzip"),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("resume"), "{error}");
+    assert!(local_names(&server.path("incoming")).is_empty());
 }

@@ -375,16 +375,32 @@ async fn vsftpd_file_commands_and_errors() {
     client.quit().await.expect("quit");
 }
 
-/// A second vsftpd with `implicit_ssl=YES`, made from the first one's configuration; it is
-/// stopped when dropped.
-struct ImplicitVsftpd {
+/// A second vsftpd made from the first one's configuration, with a free port and a log file of
+/// its own. The lines whose keys are in `replaced` are dropped, and `extra` is appended with
+/// `{dir}` replaced by the instance's own folder. It is stopped when dropped.
+struct SecondVsftpd {
     child: std::process::Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
-impl ImplicitVsftpd {
-    fn start() -> ImplicitVsftpd {
+impl SecondVsftpd {
+    /// Starts an implicit-TLS instance on 127.0.0.1.
+    fn implicit_tls() -> SecondVsftpd {
+        SecondVsftpd::start(
+            &["pasv_min_port=", "pasv_max_port="],
+            "pasv_min_port=30200\npasv_max_port=30300\nimplicit_ssl=YES\n",
+            |_| {},
+            "127.0.0.1".parse().expect("IPv4 loopback"),
+        )
+    }
+
+    fn start(
+        replaced: &[&str],
+        extra: &str,
+        prepare: impl FnOnce(&std::path::Path),
+        address: std::net::IpAddr,
+    ) -> SecondVsftpd {
         let state_dir = std::path::Path::new(&required("BRIGHTBOX_TEST_VSFTPD_CA"))
             .parent()
             .expect("the CA file has a parent directory")
@@ -392,32 +408,29 @@ impl ImplicitVsftpd {
         let base =
             std::fs::read_to_string(state_dir.join("vsftpd.conf")).expect("read vsftpd.conf");
         let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("reserve a port");
+            let probe = std::net::TcpListener::bind((address, 0)).expect("reserve a port");
             probe.local_addr().expect("probe address").port()
         };
 
         let dir = tempfile::tempdir().expect("config dir");
+        prepare(dir.path());
         let mut config = base
             .lines()
             .filter(|line| {
-                ![
-                    "listen_port=",
-                    "pasv_min_port=",
-                    "pasv_max_port=",
-                    "vsftpd_log_file=",
-                ]
-                .iter()
-                .any(|key| line.starts_with(key))
+                !["listen_port=", "vsftpd_log_file="]
+                    .iter()
+                    .chain(replaced)
+                    .any(|key| line.starts_with(key))
             })
             .collect::<Vec<_>>()
             .join("\n");
         config.push_str(&format!(
-            "\nlisten_port={port}\npasv_min_port=30200\npasv_max_port=30300\n\
-             vsftpd_log_file={}\nimplicit_ssl=YES\n",
-            dir.path().join("vsftpd.log").display()
+            "\nlisten_port={port}\nvsftpd_log_file={}\n{}",
+            dir.path().join("vsftpd.log").display(),
+            extra.replace("{dir}", &dir.path().display().to_string())
         ));
         let config_path = dir.path().join("vsftpd.conf");
-        std::fs::write(&config_path, config).expect("write implicit config");
+        std::fs::write(&config_path, config).expect("write second vsftpd config");
 
         let child = std::process::Command::new("/usr/sbin/vsftpd")
             .arg(&config_path)
@@ -426,22 +439,22 @@ impl ImplicitVsftpd {
             .spawn()
             .expect("start a second vsftpd");
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect((address, port)).is_err() {
             assert!(
                 std::time::Instant::now() < deadline,
-                "implicit vsftpd did not listen on {port}"
+                "the second vsftpd did not listen on {address} port {port}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        ImplicitVsftpd {
-            child,
-            port,
-            _dir: dir,
-        }
+        SecondVsftpd { child, port, dir }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("vsftpd.log")).unwrap_or_default()
     }
 }
 
-impl Drop for ImplicitVsftpd {
+impl Drop for SecondVsftpd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -452,7 +465,7 @@ impl Drop for ImplicitVsftpd {
 #[ignore = "needs vsftpd: run scripts/test.sh"]
 async fn vsftpd_implicit_tls_round_trip() {
     let server = vsftpd();
-    let implicit = ImplicitVsftpd::start();
+    let implicit = SecondVsftpd::implicit_tls();
     let data = pseudo_random(500_000);
     let name = format!("implicit-{}.img", std::process::id());
 
@@ -489,4 +502,80 @@ async fn vsftpd_implicit_tls_round_trip() {
         .await
         .expect_err("explicit TLS against an implicit-TLS port");
     assert!(!error.to_string().contains(&server.password), "{error}");
+}
+
+#[tokio::test]
+#[ignore = "needs vsftpd: run scripts/test.sh"]
+async fn vsftpd_ipv6_uses_epsv() {
+    let server = vsftpd();
+    let pki = common::TestPki::new(&["::1"]);
+    let ipv6 = SecondVsftpd::start(
+        &[
+            "listen=",
+            "listen_ipv6=",
+            "listen_address=",
+            "pasv_address=",
+            "pasv_min_port=",
+            "pasv_max_port=",
+            "rsa_cert_file=",
+            "rsa_private_key_file=",
+        ],
+        "listen=NO\nlisten_ipv6=YES\nlisten_address6=::1\n\
+         pasv_min_port=30400\npasv_max_port=30500\n\
+         rsa_cert_file={dir}/server-v6.pem\nrsa_private_key_file={dir}/server-v6.key\n",
+        |dir| {
+            std::fs::write(dir.join("server-v6.pem"), &pki.leaf_pem).expect("write certificate");
+            std::fs::write(dir.join("server-v6.key"), &pki.leaf_key_pem).expect("write key");
+        },
+        "::1".parse().expect("IPv6 loopback"),
+    );
+    let local_dir = tempfile::tempdir().expect("local dir");
+    let name = format!("ipv6-{}.img", std::process::id());
+    let (local, local_sha) = random_file(local_dir.path(), &name, 3 * 1024 * 1024 + 7);
+
+    let config = FtpsConfig::from_host_port(
+        &format!("[::1]:{}", ipv6.port),
+        server.user.as_str(),
+        server.password.as_str(),
+    )
+    .expect("[::1]:port is a valid address")
+    .add_root_certificate_pem(pki.ca_pem.as_bytes())
+    .expect("CA PEM is valid")
+    .io_timeout(Duration::from_secs(30));
+    let mut client = FtpsClient::connect(&config)
+        .await
+        .expect("connect to vsftpd on ::1");
+    let upload = client
+        .upload_file(&local, "incoming", &name, None)
+        .await
+        .expect("upload over IPv6");
+    let single = client
+        .download_file(
+            &upload.remote_path,
+            &local_dir.path().join("single.img"),
+            &DownloadOptions::default(),
+        )
+        .await
+        .expect("download over IPv6");
+    let segmented = client
+        .download_file(
+            &upload.remote_path,
+            &local_dir.path().join("segmented.img"),
+            &DownloadOptions::default().segments(2),
+        )
+        .await
+        .expect("segmented download over IPv6");
+    client.delete(&upload.remote_path).await.expect("DELE");
+    client.quit().await.expect("quit");
+
+    assert_eq!(upload.sha256, local_sha);
+    assert_eq!(single.sha256, local_sha);
+    assert_eq!(segmented.sha256, local_sha);
+    assert_eq!(
+        sha256_file(&local_dir.path().join("segmented.img")),
+        local_sha
+    );
+    let log = ipv6.log();
+    assert!(log.contains("EPSV"), "vsftpd logged no EPSV:\n{log}");
+    assert!(!log.contains("\"PASV\""), "vsftpd logged a PASV:\n{log}");
 }
