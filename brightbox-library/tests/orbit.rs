@@ -150,3 +150,32 @@ async fn orbit_download_decodes_lz4_snapshot() {
     assert_eq!(sha256_of(&target), expected);
     emulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn orbit_segment_failure_is_retried() {
+    let emulator = start_emulator().await;
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let path = scratch.path().join("flaky.img");
+    let expected = write_file(&path, 256 * 1024);
+
+    // The first segment PUT of four fails once with a 503, as an overloaded
+    // proxy in front of Orbit would answer.
+    let segment_prefix = "/v1/acc-emu01/image-uploads/flaky.img/segments/";
+    let api = api_client(&emulator);
+    let storage_url = emulator.orbit_url().parse().expect("orbit URL");
+    let transport = OrbitTransport::from_api(&api, storage_url)
+        .expect("transport builds")
+        .segment_size(64 * 1024);
+    let library = orbit_library(&emulator, transport);
+    emulator.faults().fail_next_requests(segment_prefix, 503, 1);
+
+    let image = library
+        .upload_and_register(&path, &ImageSpec::new("flaky", Arch::X86_64))
+        .await
+        .expect("the failed segment is sent again");
+
+    assert_eq!(image.status, ImageStatus::Available);
+    let stored = emulator.images_dir().join(image.id.to_string());
+    assert_eq!(sha256_of(&stored), expected);
+    emulator.shutdown().await;
+}
