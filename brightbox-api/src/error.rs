@@ -175,12 +175,16 @@ pub enum Error {
 
     /// `POST /1.0/servers/{id}/snapshot` succeeded but its `Link` header names no image.
     #[error(
-        "the snapshot of server {server} was accepted but the response has no `Link: <.../images/img-...>; rel=snapshot` header{}; list the images with source {server} to find it, or use Servers::snapshot, which returns the image",
+        "the snapshot of server {server} was accepted but the response has no `Link: <.../images/img-...>; rel=snapshot` header{}{}; list the images with source {server} to find it, or use Servers::snapshot, which returns the image",
+        if .links.is_empty() { String::new() } else { format!(" (Link headers sent: {})", .links.join(", ")) },
         .request_id.as_ref().map(|id| format!(" (request id {id})")).unwrap_or_default()
     )]
     SnapshotLinkMissing {
         /// Server that was snapshotted.
         server: ServerId,
+        /// `Link` header values the response did carry, none of which named a
+        /// valid image id with `rel=snapshot`.
+        links: Vec<String>,
         /// Value of the `X-Request-Id` response header, if any.
         request_id: Option<String>,
     },

@@ -533,6 +533,7 @@ impl<'a> Servers<'a> {
             .find_map(|value| snapshot_image_from_link(value))
             .ok_or_else(|| Error::SnapshotLinkMissing {
                 server: id.clone(),
+                links: links.iter().map(|value| (*value).to_owned()).collect(),
                 request_id: reply.request_id.clone(),
             })?;
         tracing::info!(image_id = %image, status = reply.status, "snapshot started");

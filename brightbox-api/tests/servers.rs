@@ -325,13 +325,22 @@ async fn legacy_snapshot_without_link_is_typed_error() {
         .expect_err("no snapshot link");
 
     match &error {
-        Error::SnapshotLinkMissing { server, request_id } => {
+        Error::SnapshotLinkMissing {
+            server,
+            links,
+            request_id,
+        } => {
             assert_eq!(server, &server_id());
+            assert_eq!(
+                links,
+                &["<https://api.gb1.brightbox.com/1.0/servers/srv-lv426>; rel=self"]
+            );
             assert_eq!(request_id.as_deref(), Some("req-snap-nolink"));
         }
         other => panic!("expected Error::SnapshotLinkMissing, got {other:?}"),
     }
     assert!(error.to_string().contains("srv-lv426"), "{error}");
+    assert!(error.to_string().contains("rel=self"), "{error}");
 }
 
 #[tokio::test(start_paused = true)]
