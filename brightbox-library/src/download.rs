@@ -10,7 +10,7 @@ use crate::error::LibraryError;
 use crate::library::Library;
 use crate::transport::{DownloadedFile, ProgressFn, TransportError};
 
-/// Directory of the FTPS image library that holds each image's file, named by image id.
+/// Directory of the FTPS image library that contains each image's file, named by image id.
 pub const IMAGES_DIR: &str = "images";
 
 /// Options of [`Library::download_image`].
@@ -84,7 +84,7 @@ impl Library {
     /// are the ones uploads use, reset once more when the server rejects
     /// them.
     ///
-    /// Dropping the returned future stops the transfer; `path` then holds
+    /// Dropping the returned future stops the transfer; `path` then contains
     /// no partial data, but the temporary file may remain.
     ///
     /// # Errors

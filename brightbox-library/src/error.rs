@@ -18,7 +18,7 @@ pub enum LibraryError {
     InvalidImageFile {
         /// The local path given.
         path: PathBuf,
-        /// What is wrong and how to fix it.
+        /// The problem and its fix.
         reason: String,
     },
     /// The file name to register contains characters the library rejects.
@@ -29,7 +29,7 @@ pub enum LibraryError {
     InvalidRemoteName {
         /// The rejected name.
         name: String,
-        /// Why the name is rejected.
+        /// The reason the name is rejected.
         reason: &'static str,
     },
     /// A field of the [`ImageSpec`](crate::ImageSpec) is invalid.
@@ -39,7 +39,7 @@ pub enum LibraryError {
         field: &'static str,
         /// The rejected value.
         value: String,
-        /// What is wrong and how to fix it.
+        /// The problem and its fix.
         reason: String,
     },
     /// A CA certificate given to the builder is not usable.
@@ -75,7 +75,7 @@ pub enum LibraryError {
     InvalidCredentials {
         /// The account whose credentials were returned.
         account: String,
-        /// Why they are unusable.
+        /// The reason they are unusable.
         #[source]
         source: Box<brightbox_ftp::FtpError>,
     },
@@ -167,7 +167,7 @@ pub enum LibraryError {
     InvalidDownloadPath {
         /// The path given.
         path: PathBuf,
-        /// What is wrong and how to fix it.
+        /// The problem and its fix.
         reason: String,
     },
     /// Downloading an image file failed; no file exists under the final name.

@@ -96,7 +96,7 @@ impl LibraryBuilder {
     ///
     /// # Errors
     ///
-    /// Returns [`LibraryError::InvalidRootCertificate`] when `pem` holds no
+    /// Returns [`LibraryError::InvalidRootCertificate`] when `pem` contains no
     /// certificate or one that cannot be a trust anchor. The check runs
     /// here, so a bad file is reported before any password reset or upload.
     pub fn add_root_certificate_pem(
@@ -457,7 +457,7 @@ impl Library {
         images.register(&request).await.map_err(register_error)
     }
 
-    /// Returns the configured account, or the only account the client sees.
+    /// Returns the configured account, or the only account the client can access.
     pub(crate) async fn account_id(&self) -> Result<AccountId, LibraryError> {
         if let Some(id) = &self.inner.account_id {
             return Ok(id.clone());

@@ -17,7 +17,9 @@ use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::transport::{DownloadedFile, ProgressFn, Transport, TransportError, UploadedFile};
+use crate::transport::{
+    DownloadedFile, ProgressFn, Transport, TransportError, UploadedFile, forward_progress,
+};
 
 /// Default container for staged uploads.
 pub const DEFAULT_STAGING_CONTAINER: &str = "image-uploads";
@@ -116,9 +118,7 @@ impl Transport for OrbitTransport {
             .await
             .map_err(failed)?;
 
-        // Orbit's callback must be 'static; a watch channel carries the
-        // counts to this task, where `progress` may borrow from the caller.
-        let (sender, mut sent) = tokio::sync::watch::channel(0_u64);
+        let (sender, sent) = tokio::sync::watch::channel(0_u64);
         let mut options =
             UploadOptions::default()
                 .resume(true)
@@ -129,26 +129,10 @@ impl Transport for OrbitTransport {
             options = options.segment_size(bytes);
         }
 
-        let mut watching = true;
-        let result = {
-            let upload = self
-                .client
-                .upload_file(&self.container, remote_name, local, &options);
-            tokio::pin!(upload);
-            loop {
-                tokio::select! {
-                    result = &mut upload => break result,
-                    changed = sent.changed(), if watching => match changed {
-                        Ok(()) => {
-                            if let Some(progress) = progress {
-                                progress(*sent.borrow_and_update());
-                            }
-                        }
-                        Err(_) => watching = false,
-                    },
-                }
-            }
-        };
+        let upload = self
+            .client
+            .upload_file(&self.container, remote_name, local, &options);
+        let result = forward_progress(upload, sent, progress).await;
         let uploaded = result.map_err(failed)?;
         if let Some(progress) = progress {
             progress(uploaded.size);
@@ -195,29 +179,13 @@ impl Transport for OrbitTransport {
                 operation: "Orbit download outside the images container",
             });
         };
-        let (sender, mut received) = tokio::sync::watch::channel(0_u64);
+        let (sender, received) = tokio::sync::watch::channel(0_u64);
         let options = DownloadOptions::default().on_progress(move |report: TransferProgress| {
             let _ = sender.send(report.bytes_done);
         });
 
-        let mut watching = true;
-        let result = {
-            let download = self.client.download_snapshot(image_id, local, &options);
-            tokio::pin!(download);
-            loop {
-                tokio::select! {
-                    result = &mut download => break result,
-                    changed = received.changed(), if watching => match changed {
-                        Ok(()) => {
-                            if let Some(progress) = progress {
-                                progress(*received.borrow_and_update());
-                            }
-                        }
-                        Err(_) => watching = false,
-                    },
-                }
-            }
-        };
+        let download = self.client.download_snapshot(image_id, local, &options);
+        let result = forward_progress(download, received, progress).await;
         let snapshot = result.map_err(|source| orbit_error(local, source))?;
 
         let path = snapshot.path.clone();

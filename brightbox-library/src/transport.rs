@@ -437,14 +437,33 @@ async fn close(client: FtpsClient, succeeded: bool) {
     }
 }
 
+/// A progress report that carries a byte count.
+pub(crate) trait BytesDone {
+    /// Returns the number of bytes transferred so far.
+    fn bytes_done(&self) -> u64;
+}
+
+impl BytesDone for Progress {
+    fn bytes_done(&self) -> u64 {
+        self.bytes_done
+    }
+}
+
+impl BytesDone for u64 {
+    fn bytes_done(&self) -> u64 {
+        *self
+    }
+}
+
 /// Drives `transfer` to completion and forwards the byte counts published
 /// on `updates` to `progress`.
 ///
-/// The transfer reports through a watch channel; forwarding happens on the
-/// caller's task so that `progress` may borrow from the caller.
-async fn forward_progress<T>(
+/// Transfer clients take `'static` callbacks, so they report through a
+/// watch channel. Forwarding happens on the caller's task so that
+/// `progress` may borrow from the caller.
+pub(crate) async fn forward_progress<T, V: BytesDone>(
     transfer: impl Future<Output = T>,
-    mut updates: watch::Receiver<Progress>,
+    mut updates: watch::Receiver<V>,
     progress: Option<&ProgressFn<'_>>,
 ) -> T {
     tokio::pin!(transfer);
@@ -455,7 +474,7 @@ async fn forward_progress<T>(
             changed = updates.changed(), if watching => match changed {
                 Ok(()) => {
                     if let Some(progress) = progress {
-                        progress(updates.borrow_and_update().bytes_done);
+                        progress(updates.borrow_and_update().bytes_done());
                     }
                 }
                 Err(_) => watching = false,

@@ -159,7 +159,7 @@ async fn orbit_segment_failure_is_retried() {
     let expected = write_file(&path, 256 * 1024);
 
     // The first segment PUT of four fails once with a 503, as an overloaded
-    // proxy in front of Orbit would answer.
+    // proxy in front of Orbit would return.
     let segment_prefix = "/v1/acc-emu01/image-uploads/flaky.img/segments/";
     let api = api_client(&emulator);
     let storage_url = emulator.orbit_url().parse().expect("orbit URL");
