@@ -375,7 +375,7 @@ impl Inner {
             if !retry_allowed {
                 return Err(Error::from_response("token", api));
             }
-            let delay = retry_after.unwrap_or_else(|| self.retry.backoff(attempt));
+            let delay = self.retry.delay_before_retry(attempt, retry_after);
             tracing::info!(
                 attempt,
                 status,

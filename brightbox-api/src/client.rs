@@ -356,7 +356,7 @@ impl Client {
                 return Err(error);
             }
 
-            let delay = retry_after.unwrap_or_else(|| inner.retry.backoff(attempt));
+            let delay = inner.retry.delay_before_retry(attempt, retry_after);
             tracing::info!(
                 attempt,
                 status,

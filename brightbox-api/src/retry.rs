@@ -97,6 +97,15 @@ impl RetryConfig {
             .min(self.max_backoff);
         base.mul_f64(1.0 - 0.25 * random_fraction())
     }
+
+    /// Returns the delay before retry number `retry`, given the server's `Retry-After` delay if it sent one.
+    ///
+    /// `Retry-After` is a lower bound: the client waits for it or for its own backoff, whichever is longer, so a
+    /// server answering `Retry-After: 0` cannot make a burst of retries bypass the backoff.
+    pub(crate) fn delay_before_retry(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
+        let backoff = self.backoff(retry);
+        retry_after.map_or(backoff, |requested| requested.max(backoff))
+    }
 }
 
 /// Returns a pseudo-random number in `[0, 1)`.
@@ -131,6 +140,25 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, HeaderValue::from_static(value));
         headers
+    }
+
+    #[test]
+    fn retry_after_zero_keeps_backoff() {
+        let config = RetryConfig::default();
+        let delay = config.delay_before_retry(3, Some(Duration::ZERO));
+        // The third retry waits 4 × initial_backoff, less at most a quarter of jitter.
+        let shortest = config.initial_backoff.saturating_mul(4).mul_f64(0.75);
+        assert!(
+            delay >= shortest,
+            "delay {delay:?} is shorter than the backoff {shortest:?}"
+        );
+    }
+
+    #[test]
+    fn retry_after_longer_than_backoff_wins() {
+        let config = RetryConfig::default();
+        let delay = config.delay_before_retry(1, Some(Duration::from_secs(30)));
+        assert_eq!(delay, Duration::from_secs(30));
     }
 
     #[test]
