@@ -740,12 +740,16 @@ mod child {
                     println!("uploaded {} bytes to {}", upload.bytes, upload.remote_path);
                 }
                 [operation, remote_path, local, segments] if operation == "download" => {
-                    // BENCH_DOWNLOAD_SHA256=0 measures a download without hashing, by hand.
+                    // BENCH_DOWNLOAD_SHA256=0 measures a download without hashing, and
+                    // BENCH_DOWNLOAD_DIRECT=0 one through the page cache, by hand.
                     let hash =
                         std::env::var("BENCH_DOWNLOAD_SHA256").map_or(true, |value| value != "0");
+                    let direct =
+                        std::env::var("BENCH_DOWNLOAD_DIRECT").map_or(true, |value| value != "0");
                     let options = DownloadOptions::default()
                         .segments(segments.parse()?)
-                        .sha256(hash);
+                        .sha256(hash)
+                        .direct_io(direct);
                     let download = client
                         .download_file(remote_path, Path::new(local), &options)
                         .await?;

@@ -28,6 +28,21 @@ pub(crate) const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time limit for reading a reply the server may have sent after a data connection failed.
 const LATE_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Idle time of the control connection before the kernel sends the first TCP keepalive probe.
+///
+/// During a long transfer the control connection carries nothing, and NAT gateways and
+/// firewalls drop mappings that stay idle. AWS NAT gateways drop them after 350 s, Azure load
+/// balancers after 4 minutes by default, and many home routers after a few minutes. A probe every 30 s
+/// keeps the mapping alive well below those limits.
+pub(crate) const CONTROL_KEEPALIVE_TIME: Duration = Duration::from_secs(30);
+
+/// Time between unanswered TCP keepalive probes on the control connection.
+pub(crate) const CONTROL_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Unanswered probes after which the kernel reports the control connection as dead, so a
+/// dropped connection surfaces as an error after about 30 s + 4 × 15 s = 90 s.
+pub(crate) const CONTROL_KEEPALIVE_RETRIES: u32 = 4;
+
 /// The data connection of one transfer.
 pub(crate) type Transfer = TransferStream<AsyncRustlsStream>;
 
@@ -85,7 +100,7 @@ pub(crate) struct Features {
 }
 
 impl Features {
-    fn from_reply(features: suppaftp::types::Features) -> Self {
+    pub(crate) fn from_reply(features: suppaftp::types::Features) -> Self {
         let listed = features
             .into_iter()
             .map(|(name, value)| (name.to_ascii_uppercase(), value))
@@ -117,6 +132,7 @@ impl FtpsClient {
     /// # Errors
     ///
     /// - [`FtpError::InvalidHost`] when the configured host is not a host name or IP address.
+    /// - [`FtpError::InvalidOption`] when the user name or password contains CR, LF or NUL.
     /// - [`FtpError::TrustAnchors`] when no root certificate is configured.
     /// - [`FtpError::Connect`] or [`FtpError::Timeout`] when the TCP connection cannot be opened.
     /// - [`FtpError::UntrustedCertificate`] when the server's certificate fails verification,
@@ -139,6 +155,7 @@ impl FtpsClient {
             value: config.host.clone(),
             reason,
         })?;
+        check_credentials(config)?;
         let tls = if config.plain_ftp {
             None
         } else {
@@ -163,6 +180,7 @@ impl FtpsClient {
                 if let Err(error) = tcp.set_nodelay(true) {
                     debug!(%error, "failed to disable Nagle's algorithm on the control connection");
                 }
+                enable_keepalive(&tcp);
                 let ftp = context
                     .bounded("reading the server greeting", async {
                         AsyncRustlsFtpStream::connect_with_stream(tcp)
@@ -602,7 +620,7 @@ impl Context {
 
 /// The meaning of a negative `5xx` reply for the named remote path.
 #[derive(Debug, PartialEq, Eq)]
-enum ReplyMeaning {
+pub(crate) enum ReplyMeaning {
     NotFound,
     PermissionDenied,
     Other,
@@ -613,7 +631,7 @@ enum ReplyMeaning {
 /// RFC 959 gives `550` both meanings, so the verb decides: commands that create or replace a
 /// file are denied, commands that read or remove one did not find it. A reply text stating that
 /// permission was denied, or that the file was not found, decides before the verb.
-fn classify_reply(code: u32, verb: &str, message: &str) -> ReplyMeaning {
+pub(crate) fn classify_reply(code: u32, verb: &str, message: &str) -> ReplyMeaning {
     let lower = message.to_ascii_lowercase();
     let says_denied = [
         "permission",
@@ -643,7 +661,7 @@ fn classify_reply(code: u32, verb: &str, message: &str) -> ReplyMeaning {
 
 /// Splits `"VERB path"` into the upper-case verb and the path. For the combined rename command
 /// `"RNFR from / RNTO to"` the path is `from`.
-fn split_command(command: &str) -> (String, String) {
+pub(crate) fn split_command(command: &str) -> (String, String) {
     let (verb, rest) = command.split_once(' ').unwrap_or((command, ""));
     let path = rest.split(" / RNTO ").next().unwrap_or(rest);
     (verb.to_ascii_uppercase(), path.to_owned())
@@ -652,34 +670,72 @@ fn split_command(command: &str) -> (String, String) {
 /// Splits a reply into its code and its text without the code prefixes.
 ///
 /// The code is read from the reply text because suppaftp maps codes it does not know, such as
-/// `522`, to a catch-all status.
+/// `522`, to a catch-all status. Lines end at CR or LF, so a bare CR does not reach error
+/// messages and logs. Tabs become spaces and other control characters become U+FFFD.
 pub(crate) fn reply_parts(response: &suppaftp::types::Response) -> (u32, String) {
     let text = String::from_utf8_lossy(&response.body);
     let code = text
         .get(..3)
+        .filter(|digits| digits.bytes().all(|byte| byte.is_ascii_digit()))
         .and_then(|digits| digits.parse::<u32>().ok())
         .unwrap_or_else(|| response.status.code());
     let message = text
-        .lines()
-        .map(|line| {
-            let has_code =
-                line.len() >= 4 && line.as_bytes().iter().take(3).all(u8::is_ascii_digit);
-            if has_code {
-                line.get(4..).unwrap_or_default().trim()
-            } else {
-                line.trim()
-            }
-        })
+        .split(['\r', '\n'])
+        .map(|line| strip_reply_code(line).trim())
         .filter(|line| !line.is_empty())
+        .map(|line| {
+            line.chars()
+                .map(|character| match character {
+                    '\t' => ' ',
+                    other if other.is_control() => '\u{fffd}',
+                    other => other,
+                })
+                .collect::<String>()
+        })
         .collect::<Vec<_>>()
         .join(" ");
     (code, message)
+}
+
+/// Removes a `NNN ` or `NNN-` prefix from one reply line. Lines that start with digits but no
+/// such separator, such as `2024 backups` inside a multi-line reply, are kept whole.
+fn strip_reply_code(line: &str) -> &str {
+    match (line.get(..3), line.get(3..)) {
+        (Some(digits), Some(rest))
+            if digits.bytes().all(|byte| byte.is_ascii_digit())
+                && (rest.is_empty() || rest.starts_with([' ', '-'])) =>
+        {
+            rest.get(1..).unwrap_or_default()
+        }
+        _ => line,
+    }
 }
 
 /// Opens an implicit-TLS control connection to the first address of the host that accepts.
 ///
 /// suppaftp opens the TCP connection itself here, so the connect time limit covers the TCP
 /// connect, the TLS handshake and the greeting together.
+/// Rejects a user name or password that contains CR, LF or NUL, which would end the `USER` or
+/// `PASS` command early and let the rest run as another command.
+fn check_credentials(config: &FtpsConfig) -> Result<(), FtpError> {
+    let breaks_line = |value: &str| value.contains(['\r', '\n', '\0']);
+    if breaks_line(&config.user) {
+        return Err(FtpError::InvalidOption {
+            name: "FtpsConfig user".to_owned(),
+            value: format!("{:?}", config.user),
+            reason: "the user name contains a line break or NUL; pass the bare user name, such as `acc-12345`".to_owned(),
+        });
+    }
+    if breaks_line(config.password.expose_secret()) {
+        return Err(FtpError::InvalidOption {
+            name: "FtpsConfig password".to_owned(),
+            value: "[password withheld]".to_owned(),
+            reason: "the password contains a line break or NUL; remove trailing newlines from the value read from a file or prompt".to_owned(),
+        });
+    }
+    Ok(())
+}
+
 async fn connect_implicit(
     config: &FtpsConfig,
     context: &Context,
@@ -698,7 +754,10 @@ async fn connect_implicit(
         )
         .await;
         match attempt {
-            Ok(Ok(ftp)) => return Ok((ftp, address.is_ipv6())),
+            Ok(Ok(ftp)) => {
+                enable_keepalive(&*ftp.get_ref().await);
+                return Ok((ftp, address.is_ipv6()));
+            }
             Ok(Err(suppaftp::FtpError::ConnectionError(source))) => {
                 last_error = Some(FtpError::Connect {
                     host: config.host.clone(),
@@ -725,6 +784,27 @@ async fn connect_implicit(
             format!("{} resolved to no address", config.host),
         ),
     }))
+}
+
+/// Turns on TCP keepalive on a control connection with [`CONTROL_KEEPALIVE_TIME`],
+/// [`CONTROL_KEEPALIVE_INTERVAL`] and [`CONTROL_KEEPALIVE_RETRIES`].
+///
+/// A failure only loses the keepalive, so it is logged and the session goes on.
+pub(crate) fn enable_keepalive(tcp: &TcpStream) {
+    let keepalive = socket2::TcpKeepalive::new().with_time(CONTROL_KEEPALIVE_TIME);
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "macos",
+        target_os = "freebsd",
+        target_os = "netbsd"
+    ))]
+    let keepalive = keepalive
+        .with_interval(CONTROL_KEEPALIVE_INTERVAL)
+        .with_retries(CONTROL_KEEPALIVE_RETRIES);
+    if let Err(error) = socket2::SockRef::from(tcp).set_tcp_keepalive(&keepalive) {
+        warn!(%error, "failed to enable TCP keepalive on the control connection");
+    }
 }
 
 /// Resolves `host` within `limit`.
@@ -785,6 +865,35 @@ mod tests {
 
     fn response(body: &str) -> suppaftp::types::Response {
         suppaftp::types::Response::new(Status::Unknown, body.as_bytes().to_vec())
+    }
+
+    #[tokio::test]
+    async fn keepalive_settings_reach_socket() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a listener on 127.0.0.1");
+        let address = listener.local_addr().expect("listener address");
+        let tcp = TcpStream::connect(address).await.expect("connect");
+
+        enable_keepalive(&tcp);
+
+        let socket = socket2::SockRef::from(&tcp);
+        assert!(socket.keepalive().expect("read SO_KEEPALIVE"));
+        assert_eq!(
+            socket.tcp_keepalive_time().expect("read TCP_KEEPIDLE"),
+            CONTROL_KEEPALIVE_TIME
+        );
+        #[cfg(target_os = "linux")]
+        {
+            assert_eq!(
+                socket.tcp_keepalive_interval().expect("read TCP_KEEPINTVL"),
+                CONTROL_KEEPALIVE_INTERVAL
+            );
+            assert_eq!(
+                socket.tcp_keepalive_retries().expect("read TCP_KEEPCNT"),
+                CONTROL_KEEPALIVE_RETRIES
+            );
+        }
     }
 
     #[test]
@@ -864,6 +973,35 @@ mod tests {
             split_command("RNFR a/.x.part / RNTO a/x"),
             ("RNFR".to_owned(), "a/.x.part".to_owned())
         );
+    }
+
+    #[test]
+    fn reply_parts_bare_cr_and_controls() {
+        let (code, message) = reply_parts(&response(
+            "530-Login incore\rt.cr\r\n530 Bye\x1b[2J\tnow.\x00\r\n",
+        ));
+        assert_eq!(code, 530);
+        assert_eq!(message, "Login incore t.cr Bye\u{fffd}[2J now.\u{fffd}");
+    }
+
+    #[test]
+    fn reply_parts_code_prefix_rules() {
+        let cases = [
+            ("550\u{e9} nope\r\n", 550, "550\u{e9} nope"),
+            (
+                "211-Features:\r\n2024 backups\r\n211 End\r\n",
+                211,
+                "Features: 2024 backups End",
+            ),
+            ("+12 odd\r\n", 0, "+12 odd"),
+            ("226\r\n", 226, ""),
+        ];
+        // The test responses carry `Status::Unknown`, whose code 0 is the fallback.
+        for (body, expected_code, expected_message) in cases {
+            let (code, message) = reply_parts(&response(body));
+            assert_eq!(code, expected_code, "code of {body:?}");
+            assert_eq!(message, expected_message, "message of {body:?}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::client::{CHUNK_SIZE, FtpsClient, Transfer};
+use crate::client::{CHUNK_SIZE, CLEANUP_TIMEOUT, FtpsClient, Transfer};
 use crate::config::FtpsConfig;
 use crate::error::{Channel, FtpError};
 use crate::format::{ImageFormat, Sniffer};
@@ -20,7 +20,7 @@ use crate::options::{DownloadOptions, MAX_SEGMENTS};
 use crate::progress::{ProgressSink, Reporter};
 use crate::segments::{HashOutcome, SegmentSink, SegmentedFile};
 use crate::transfer::{DataCommand, backoff_delay};
-use crate::writer::{BufferPool, Chunk, FileWriter, OpenMode};
+use crate::writer::{Buffer, BufferPool, Chunk, FileWriter, OpenMode};
 
 /// Smallest byte range worth its own connection in a segmented download.
 const MIN_SEGMENT_BYTES: u64 = 1024 * 1024;
@@ -40,6 +40,9 @@ pub struct Download {
     pub format: ImageFormat,
     /// Bytes of a local partial file that this download kept and did not fetch again.
     pub resumed_from: u64,
+    /// Connections that carried data: 1 without segments, and fewer than
+    /// [`DownloadOptions::segments`] when the server refused extra connections with `421`.
+    pub connections: usize,
 }
 
 /// Bytes done across every connection of one download, and its throttled reports.
@@ -62,6 +65,11 @@ impl SharedProgress {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .update(done);
+    }
+
+    /// Returns the bytes done so far, resumed prefix included.
+    fn done(&self) -> u64 {
+        self.done.load(Ordering::Relaxed)
     }
 
     fn finish(&self, total: u64) {
@@ -142,6 +150,7 @@ impl FtpsClient {
                 sha256,
                 format: sniffer.format(),
                 resumed_from: 0,
+                connections: 1,
             })
         }
         .instrument(span)
@@ -160,8 +169,12 @@ impl FtpsClient {
     /// With [`DownloadOptions::resume`] an existing partial file is kept: its bytes are hashed
     /// and the rest is fetched with `REST`. A partial file longer than the remote file is
     /// discarded. With [`DownloadOptions::segments`] above 1 and a file of at least 1 MiB per
-    /// segment, that many extra connections each fetch one byte range into the preallocated
-    /// file with their own writer threads. The SHA-256 of a segmented download is computed in
+    /// segment, the file is split into that many byte ranges. This session and up to
+    /// `segments - 1` extra connections fetch them into the preallocated file, each range with
+    /// its own writer thread. When the server rejects an extra connection with `421` (too many
+    /// connections from one address), that connection waits with jittered backoff and tries
+    /// again up to 3 times, then the download goes on with fewer connections;
+    /// [`Download::connections`] reports how many carried data. The SHA-256 of a segmented download is computed in
     /// file order while the segments arrive: the first segment as it is written, each later one
     /// read back from the page cache once everything before it is hashed. With
     /// [`DownloadOptions::retries`] a retryable failure reconnects and resumes.
@@ -169,7 +182,7 @@ impl FtpsClient {
     /// # Errors
     ///
     /// - [`FtpError::InvalidRemotePath`] when the path contains a control character, and
-    ///   [`FtpError::InvalidOption`] when `local` has no file name or `segments` is 0 or above
+    ///   [`FtpError::InvalidOption`] when `local` has no file name or is a folder, or `segments` is 0 or above
     ///   [`MAX_SEGMENTS`].
     /// - [`FtpError::NotFound`] when the server replies `550` to `SIZE` or `RETR`.
     /// - [`FtpError::Io`] when the local file cannot be written or renamed.
@@ -192,6 +205,18 @@ impl FtpsClient {
             });
         }
         let part = partial_path(local)?;
+        if tokio::fs::metadata(local)
+            .await
+            .is_ok_and(|metadata| metadata.is_dir())
+        {
+            return Err(FtpError::InvalidOption {
+                name: "local path".to_owned(),
+                value: local.display().to_string(),
+                reason:
+                    "the path is a folder; pass a file path inside it, such as `folder/disk.img`"
+                        .to_owned(),
+            });
+        }
         let span = info_span!(
             "ftps_download",
             host = %self.context.host,
@@ -325,7 +350,7 @@ impl FtpsClient {
         // first.
         let hash_here = options.sha256 && offset == 0;
         let mut hasher = Sha256::new();
-        let writer = FileWriter::start(part, mode, options.sha256 && !hash_here);
+        let writer = FileWriter::start(part, mode, options.sha256 && !hash_here, options.direct_io);
         let progress = SharedProgress::new(options.progress.as_ref(), total, offset);
         let mut output: Output<'_, tokio::io::Sink> = Output::File {
             sender: writer.sender(),
@@ -340,16 +365,33 @@ impl FtpsClient {
                 .await
         };
         drop(output);
-        let received = match fetched {
-            Ok(received) => received,
+        let (mut outcome, received) = match fetched {
+            Ok(received) => (writer.finish().await?, received),
             Err(FtpError::Stream { .. }) => return Err(writer.failure().await),
             Err(error) => {
                 // The thread still writes what arrived, so a later resume keeps it.
-                let _ = writer.finish().await;
-                return Err(error);
+                let finished = writer.finish().await;
+                let arrived = progress.done().saturating_sub(offset);
+                let complete = total.is_some_and(|total| offset + arrived == total);
+                match finished {
+                    // Every byte that SIZE announced arrived and only the final reply is
+                    // missing, because the control connection is gone.
+                    Ok(outcome) if complete && self.final_reply_lost(&error).await => {
+                        warn!(
+                            %error,
+                            bytes = offset + arrived,
+                            "the control connection was lost before the final reply, but every \
+                             byte arrived; reconnecting"
+                        );
+                        if let Err(reconnect_error) = self.reconnect().await {
+                            warn!(%reconnect_error, "reconnect after a complete download failed");
+                        }
+                        (outcome, arrived)
+                    }
+                    _ => return Err(error),
+                }
             }
         };
-        let mut outcome = writer.finish().await?;
         if hash_here {
             outcome.sha256 = Some(hex::encode(hasher.finalize()));
         }
@@ -362,6 +404,7 @@ impl FtpsClient {
             sha256: outcome.sha256.unwrap_or_default(),
             format: outcome.format,
             resumed_from: offset,
+            connections: 1,
         })
     }
 
@@ -381,22 +424,45 @@ impl FtpsClient {
             Some(total),
             0,
         ));
+        let queue = Arc::new(SegmentQueue::new(
+            ranges
+                .into_iter()
+                .zip(sinks)
+                .map(|((start, length), sink)| Segment {
+                    start,
+                    length,
+                    is_last: start + length == total,
+                    sink,
+                })
+                .collect(),
+        ));
 
-        let mut tasks = Vec::with_capacity(ranges.len());
-        for ((start, length), sink) in ranges.into_iter().zip(sinks) {
-            let config = self.config.clone();
-            let remote = remote_path.to_owned();
-            let progress = Arc::clone(&progress);
-            let is_last = start + length == total;
-            tasks.push(tokio::spawn(
-                fetch_segment(config, remote, start, length, is_last, sink, progress)
-                    .in_current_span(),
+        // This session fetches segments too, so `segments` ranges need only `segments - 1`
+        // extra connections, and a server that allows one connection per address still gets
+        // every range.
+        let mut workers = Vec::with_capacity(segments.saturating_sub(1));
+        for _ in 1..segments {
+            workers.push(tokio::spawn(
+                segment_worker(
+                    self.config.clone(),
+                    remote_path.to_owned(),
+                    Arc::clone(&queue),
+                    Arc::clone(&progress),
+                )
+                .in_current_span(),
             ));
         }
+        let own = self
+            .fetch_queued_segments(remote_path, &queue, &progress)
+            .await;
+        if own.is_err() {
+            queue.stop();
+        }
 
-        let mut first_error = None;
-        for task in tasks {
-            let result = match task.await {
+        let mut first_error = own.err();
+        let mut connections = 1;
+        for worker in workers {
+            let result = match worker.await {
                 Ok(result) => result,
                 Err(join_error) => Err(FtpError::Protocol {
                     host: self.context.host.clone(),
@@ -404,20 +470,37 @@ impl FtpsClient {
                     message: format!("a segment task failed: {join_error}"),
                 }),
             };
-            if let Err(error) = result
-                && first_error.is_none()
-            {
-                first_error = Some(error);
+            match result {
+                Ok(WorkerOutcome::Fetched) => connections += 1,
+                Ok(WorkerOutcome::Refused) => {}
+                Err(error) => {
+                    if first_error.is_none() {
+                        first_error = Some(error);
+                    }
+                }
             }
         }
-        if let Some(error) = first_error {
-            file.abandon().await;
+        if let Some(mut error) = first_error {
+            // A segment whose writer failed sees only a closed channel; the writer's own error
+            // names the local file and the cause.
+            if let Some(write_error) = file.abandon().await
+                && matches!(error, FtpError::Stream { .. })
+            {
+                error = write_error;
+            }
             // The preallocated file has the full length but holes where segments failed, so a
             // later resume would take it for complete. Remove it.
             if let Err(remove_error) = tokio::fs::remove_file(part).await {
                 warn!(%remove_error, part = %part.display(), "failed to remove the partial file");
             }
             return Err(error);
+        }
+        if connections < segments {
+            info!(
+                connections,
+                requested = segments,
+                "the server refused some connections, so fewer carried the download"
+            );
         }
         let HashOutcome { sha256, format } = file.finish().await?;
         progress.finish(total);
@@ -428,7 +511,95 @@ impl FtpsClient {
             sha256,
             format,
             resumed_from: 0,
+            connections,
         })
+    }
+
+    /// Fetches segments from the back of `queue` over this session until the queue is empty.
+    ///
+    /// Taking from the back gives this session the last range first, which ends with the file
+    /// and a normal `226`. Earlier ranges stop at their length with `ABOR`, after which the
+    /// session is brought back in step before the next range.
+    async fn fetch_queued_segments(
+        &mut self,
+        remote_path: &str,
+        queue: &SegmentQueue,
+        progress: &SharedProgress,
+    ) -> Result<(), FtpError> {
+        let mut aborted_before = false;
+        while let Some(segment) = queue.take_back() {
+            if aborted_before && !self.resync_after_abort().await {
+                debug!("the session is out of step after ABOR; reconnecting");
+                self.reconnect_after_421().await?;
+            }
+            aborted_before = !segment.is_last;
+            fetch_range(self, remote_path, segment, progress).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends `NOOP` and reads replies until its `200` arrives, and returns whether it did.
+    ///
+    /// After `ABOR` servers differ in how many replies they send: vsftpd 3.0.3 may answer the
+    /// transfer with `426` and `ABOR` with `225`, which suppaftp does not expect, so a reply can
+    /// be left over for the next command. No reply left over from a transfer or `ABOR` is a
+    /// `200`, so the first `200` marks the point where the session is in step again.
+    async fn resync_after_abort(&mut self) -> bool {
+        let limit = CLEANUP_TIMEOUT.min(self.context.io_timeout);
+        match tokio::time::timeout(limit, self.ftp.noop()).await {
+            Ok(Ok(())) => return true,
+            Ok(Err(suppaftp::FtpError::UnexpectedResponse(response))) => {
+                let reply = String::from_utf8_lossy(&response.body);
+                debug!(reply = %reply.trim_end(), "skipped a reply left over from ABOR");
+            }
+            Ok(Err(error)) => {
+                debug!(%error, "NOOP after ABOR failed");
+                return false;
+            }
+            Err(_) => return false,
+        }
+        for _ in 0..MAX_LEFTOVER_REPLIES {
+            let read = tokio::time::timeout(
+                limit,
+                self.ftp.read_response_in(&[suppaftp::Status::CommandOk]),
+            )
+            .await;
+            match read {
+                Ok(Ok(_)) => return true,
+                Ok(Err(suppaftp::FtpError::UnexpectedResponse(response))) => {
+                    let reply = String::from_utf8_lossy(&response.body);
+                    debug!(reply = %reply.trim_end(), "skipped a reply left over from ABOR");
+                }
+                Ok(Err(_)) | Err(_) => return false,
+            }
+        }
+        false
+    }
+
+    /// Replaces this session with a new one, waiting with jittered backoff while the server
+    /// rejects the connection with `421`, at most [`RETRIES_AFTER_421`] times.
+    ///
+    /// A server with a per-address limit may still count the old session for a moment after it
+    /// closed.
+    async fn reconnect_after_421(&mut self) -> Result<(), FtpError> {
+        let mut refusals = 0_u32;
+        loop {
+            match self.reconnect().await {
+                Ok(()) => return Ok(()),
+                Err(error) if error.reply_code() == Some(421) && refusals < RETRIES_AFTER_421 => {
+                    refusals += 1;
+                    let delay = backoff_delay(refusals);
+                    info!(
+                        %error,
+                        attempt = refusals,
+                        ?delay,
+                        "the server rejected the new session; waiting before trying again"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     /// Sends `NOOP` and reconnects when it fails, because the session's control connection sat
@@ -532,7 +703,7 @@ impl FtpsClient {
             let mut buffer = match (spare.take(), &*output) {
                 (Some(buffer), _) => buffer,
                 (None, Output::File { pool, .. }) => pool.take(),
-                (None, Output::Writer { .. }) => vec![0_u8; CHUNK_SIZE],
+                (None, Output::Writer { .. }) => Buffer::new(CHUNK_SIZE),
             };
             let room = match limit {
                 Some(limit) => usize::try_from(limit - received)
@@ -631,17 +802,156 @@ impl FtpsClient {
     }
 }
 
-/// Fetches one byte range over its own session.
-async fn fetch_segment(
-    config: FtpsConfig,
-    remote_path: String,
+/// Byte ranges of a segmented download that no connection has taken yet.
+///
+/// When one connection fails, it stops the queue, so the others take no further ranges.
+struct SegmentQueue {
+    state: Mutex<QueueState>,
+}
+
+struct QueueState {
+    pending: std::collections::VecDeque<Segment>,
+    stopped: bool,
+}
+
+/// One byte range of a segmented download and the sink its bytes go to.
+struct Segment {
     start: u64,
     length: u64,
     is_last: bool,
     sink: SegmentSink,
+}
+
+impl SegmentQueue {
+    fn new(segments: std::collections::VecDeque<Segment>) -> Self {
+        Self {
+            state: Mutex::new(QueueState {
+                pending: segments,
+                stopped: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Returns the first pending segment, or `None` when none is left or a connection failed.
+    fn take_front(&self) -> Option<Segment> {
+        let mut state = self.lock();
+        if state.stopped {
+            return None;
+        }
+        state.pending.pop_front()
+    }
+
+    /// Returns the last pending segment, or `None` when none is left or a connection failed.
+    fn take_back(&self) -> Option<Segment> {
+        let mut state = self.lock();
+        if state.stopped {
+            return None;
+        }
+        state.pending.pop_back()
+    }
+
+    fn is_done(&self) -> bool {
+        let state = self.lock();
+        state.stopped || state.pending.is_empty()
+    }
+
+    /// Stops the other connections from taking segments, because the download has failed.
+    fn stop(&self) {
+        let mut state = self.lock();
+        state.stopped = true;
+        state.pending.clear();
+    }
+}
+
+/// The result of an extra connection of a segmented download.
+enum WorkerOutcome {
+    /// The connection opened and fetched zero or more segments.
+    Fetched,
+    /// The server kept refusing the connection with `421`, so the others fetched its share.
+    Refused,
+}
+
+/// Number of times an extra connection is tried again after a `421` reply before the download
+/// goes on with fewer connections.
+const RETRIES_AFTER_421: u32 = 3;
+
+/// Replies read after `ABOR` while looking for the `200` of a `NOOP`.
+const MAX_LEFTOVER_REPLIES: usize = 3;
+
+/// Opens one extra session and fetches segments from the front of `queue` until it is empty.
+///
+/// A server that limits connections per client address (vsftpd `max_per_ip`, pure-ftpd `-c`)
+/// greets a connection over the limit with `421`. The worker then waits with jittered backoff
+/// and tries again, at most [`RETRIES_AFTER_421`] times, and stops when the other connections
+/// have taken every segment. When the retries run out it returns [`WorkerOutcome::Refused`]
+/// and the download continues on fewer connections.
+async fn segment_worker(
+    config: FtpsConfig,
+    remote_path: String,
+    queue: Arc<SegmentQueue>,
     progress: Arc<SharedProgress>,
+) -> Result<WorkerOutcome, FtpError> {
+    let mut refusals = 0_u32;
+    let mut client = loop {
+        if queue.is_done() {
+            return Ok(WorkerOutcome::Refused);
+        }
+        match FtpsClient::connect(&config).await {
+            Ok(client) => break client,
+            Err(error) if error.reply_code() == Some(421) && refusals < RETRIES_AFTER_421 => {
+                refusals += 1;
+                let delay = backoff_delay(refusals);
+                info!(
+                    %error,
+                    attempt = refusals,
+                    of = RETRIES_AFTER_421,
+                    ?delay,
+                    "the server refused another connection; waiting before trying again"
+                );
+                tokio::time::sleep(delay).await;
+            }
+            Err(error) if error.reply_code() == Some(421) => {
+                warn!(
+                    %error,
+                    "the server keeps refusing another connection; continuing with fewer"
+                );
+                return Ok(WorkerOutcome::Refused);
+            }
+            Err(error) => {
+                queue.stop();
+                return Err(error);
+            }
+        }
+    };
+    while let Some(segment) = queue.take_front() {
+        if let Err(error) = fetch_range(&mut client, &remote_path, segment, &progress).await {
+            queue.stop();
+            return Err(error);
+        }
+    }
+    if let Err(error) = client.quit().await {
+        debug!(%error, "QUIT after the segments failed");
+    }
+    Ok(WorkerOutcome::Fetched)
+}
+
+/// Fetches one segment over `client` into its sink.
+async fn fetch_range(
+    client: &mut FtpsClient,
+    remote_path: &str,
+    segment: Segment,
+    progress: &SharedProgress,
 ) -> Result<(), FtpError> {
-    let mut client = FtpsClient::connect(&config).await?;
+    let Segment {
+        start,
+        length,
+        is_last,
+        sink,
+    } = segment;
     let mut output: Output<'_, tokio::io::Sink> = Output::File {
         sender: sink.sender,
         pool: sink.pool,
@@ -651,21 +961,18 @@ async fn fetch_segment(
     // their length and abort.
     let limit = (!is_last).then_some(length);
     let received = client
-        .fetch(&remote_path, start, limit, &mut output, &progress)
+        .fetch(remote_path, start, limit, &mut output, progress)
         .await?;
     drop(output);
     if received != length {
         return Err(FtpError::IncompleteTransfer {
-            host: config.host.clone(),
-            remote_path,
+            host: client.context.host.clone(),
+            remote_path: remote_path.to_owned(),
             sent: length,
             stored: received,
         });
     }
     debug!(start, length, "segment complete");
-    if let Err(error) = client.quit().await {
-        debug!(%error, "QUIT after a segment failed");
-    }
     Ok(())
 }
 

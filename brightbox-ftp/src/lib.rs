@@ -64,18 +64,50 @@
 //! overall deadline as long as data keeps moving. [`FtpsConfig::final_reply_timeout`] bounds the
 //! wait for the server's `226` after the last byte, which can take longer for a large file.
 //!
+//! # Long transfers
+//!
+//! The control connection is idle while a transfer runs, and NAT gateways and firewalls drop
+//! idle connections after a few minutes. The client turns on TCP keepalive on the control
+//! connection (first probe after 30 s idle, then every 15 s, dead after 4 unanswered probes),
+//! which keeps such mappings alive. It sends no `NOOP` while a transfer runs, because servers
+//! such as vsftpd read the control connection only between transfers, and a `NOOP` reply that
+//! arrives after the `226` puts replies out of step.
+//!
+//! When the final reply of an upload still cannot be read and a `NOOP` shows that the control
+//! connection is gone, the client reconnects and compares the remote size of the temporary
+//! file with the bytes sent. It renames the file only when they match; otherwise the upload
+//! fails with [`FtpError::IncompleteTransfer`], which [`UploadOptions::retries`] resumes. A
+//! single-connection file download in the same situation counts as complete when every byte
+//! that `SIZE` announced has arrived, and the client reconnects.
+//!
+//! When a server refuses the extra connections of a segmented download with `421` (vsftpd
+//! `max_per_ip`), each of them is tried again with jittered backoff, at most 3 times, and the
+//! download then finishes on fewer connections. The calling session fetches ranges too, so one
+//! connection is always enough.
+//!
 //! # Errors
 //!
 //! Every operation returns [`FtpError`], whose variants name the host, command, remote path or
 //! local path involved. [`FtpError::is_retryable`] returns whether the same call can succeed later.
 //! Passwords never appear in errors, `Debug` output or this crate's logs.
 //!
-//! # Not supported yet
+//! # What this crate does not do
 //!
-//! - Keeping an idle control connection alive during very long transfers.
-//! - Retries for [`FtpsClient::download_to`] and [`FtpsClient::upload_reader`], which cannot
-//!   rewind their writer or reader.
+//! - Retry [`FtpsClient::download_to`] and [`FtpsClient::upload_reader`], which cannot
+//!   rewind their writer or reader. A segmented download does not resume; a retry starts it
+//!   again.
+//! - Resume a gzip upload ([`UploadOptions::gzip`]): each retry starts again from byte zero.
 //! - Client certificates and active mode (`PORT`/`EPRT`).
+//! - Build on non-Unix targets: downloads write through `std::os::unix::fs::FileExt`.
+//! - Hide the `PASS` command from suppaftp's own logs. suppaftp 12.2 logs every command line
+//!   through the `log` crate at trace level under the target `suppaftp`; keep that target
+//!   below trace in production.
+//!
+//! # Feature flags
+//!
+//! - `fuzzing` (off by default) exposes internal parsers to the fuzz targets in the
+//!   repository's `fuzz/` folder. It is unstable, hidden from these docs and outside the
+//!   semver promise; do not enable it in applications.
 
 mod client;
 mod commands;
@@ -83,6 +115,9 @@ mod config;
 mod download;
 mod error;
 mod format;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod listing;
 mod names;
 mod options;

@@ -258,13 +258,14 @@ fn parse_unix_line(line: &str, now: DateTime<Utc>) -> Option<RemoteEntry> {
         let rest = line.get(after_time..)?;
         // One space separates the date from the name; further spaces belong to the name.
         let mut name = rest.strip_prefix(' ').unwrap_or(rest).to_owned();
-        if name.trim().is_empty() {
-            return None;
-        }
         if kind == EntryKind::Symlink
             && let Some((link, _target)) = name.split_once(" -> ")
         {
             name = link.to_owned();
+        }
+        // A line that ends at the date, or a link line with nothing before ` -> `, has no name.
+        if name.trim().is_empty() {
+            return None;
         }
         return Some(RemoteEntry {
             name,
@@ -449,6 +450,17 @@ mod tests {
             assert_eq!(entry.size, size, "size of {name}");
             assert_eq!(entry.modified, modified, "time of {name}");
         }
+    }
+
+    #[test]
+    fn list_symlink_without_name_is_skipped() {
+        let input = lines(&[
+            "lrwxrwxrwx 1 ftp ftp 11 Jan 25 1001  -> debian.img",
+            "lrwxrwxrwx 1 ftp ftp 11 Jan 25 2025 latest.img -> debian.img",
+        ]);
+        let entries = parse_list(&input, now());
+        let names: Vec<&str> = entries.iter().map(|entry| entry.name.as_str()).collect();
+        assert_eq!(names, ["latest.img"]);
     }
 
     #[test]

@@ -219,13 +219,14 @@ impl SegmentedFile {
         }
     }
 
-    /// Stops the hasher and waits for the writers after a failed download.
-    pub(crate) async fn abandon(self) {
+    /// Stops the hasher and waits for the writers after a failed download, and returns the
+    /// first writer's error, such as a full disk, when one failed.
+    pub(crate) async fn abandon(self) -> Option<FtpError> {
         self.frontier.close();
         if let Some(hasher) = self.hasher {
             let _ = hasher.await;
         }
-        let _ = wait_writers(self.writers, &self.path).await;
+        wait_writers(self.writers, &self.path).await.err()
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -408,17 +408,21 @@ impl FtpsClient {
         // NOTE: when the server has already closed the data connection, suppaftp 12.2 reports
         // the failed close_notify and drops the server's reply, so the error is a `Network`
         // error on the data channel rather than the server's reason.
+        let total = offset + sent;
+        let source_total = offset + source_read;
         let context = &self.context;
-        context
+        let confirmed = context
             .bounded_final(&format!("waiting for the final reply to {line}"), async {
                 transfer
                     .finish()
                     .await
                     .map_err(|error| context.map_error(error, Channel::Data, &line))
             })
-            .await?;
-        let total = offset + sent;
-        let source_total = offset + source_read;
+            .await;
+        if let Err(error) = confirmed {
+            self.confirm_without_final_reply(error, temporary, total)
+                .await?;
+        }
         debug!(
             bytes = total,
             source_bytes = source_total,
@@ -472,6 +476,100 @@ impl FtpsClient {
             sha256,
             resumed_from: offset,
         })
+    }
+
+    /// Decides the outcome of an upload whose final reply could not be read.
+    ///
+    /// During a long upload the control connection carries nothing, and a NAT gateway or
+    /// firewall may drop it while the data connection still moves bytes. The client then cannot
+    /// read the `226`. When a `NOOP` shows that the control connection is gone, the client
+    /// reconnects and compares the size of the temporary file with the bytes sent, instead of
+    /// failing or trusting the upload blindly. It returns `Ok` only when the sizes match; a
+    /// shorter file is an [`FtpError::IncompleteTransfer`], which retries resume.
+    ///
+    /// An error that carries the server's reply, or that happened while the control connection
+    /// still replies, is returned unchanged.
+    async fn confirm_without_final_reply(
+        &mut self,
+        error: FtpError,
+        temporary: &str,
+        sent: u64,
+    ) -> Result<(), Failure> {
+        if !self.final_reply_lost(&error).await {
+            return Err(error.into());
+        }
+        warn!(
+            %error,
+            "the control connection was lost before the final reply; reconnecting to check the \
+             size of the uploaded file"
+        );
+        self.reconnect().await?;
+
+        // The old session may still be writing its last buffer to disk, so a short file gets
+        // a few more looks before it counts as incomplete.
+        let mut stored = 0;
+        for look in 0..STORED_SIZE_LOOKS {
+            if look > 0 {
+                tokio::time::sleep(STORED_SIZE_PAUSE).await;
+            }
+            stored = match self.size(temporary).await {
+                Ok(size) => size,
+                Err(FtpError::NotFound { .. }) => 0,
+                Err(size_error) => return Err(size_error.into()),
+            };
+            if stored >= sent {
+                break;
+            }
+        }
+        if stored != sent {
+            warn!(
+                expected = sent,
+                actual = stored,
+                "after the lost control connection, the remote size differs from the bytes sent"
+            );
+            return Err(FtpError::IncompleteTransfer {
+                host: self.context.host.clone(),
+                remote_path: temporary.to_owned(),
+                sent,
+                stored,
+            }
+            .into());
+        }
+        info!(
+            bytes = stored,
+            "the server stores every byte sent; the upload counts as confirmed"
+        );
+        Ok(())
+    }
+
+    /// Returns whether `error`, from waiting for a transfer's final reply, means that the control
+    /// connection is gone: the error carries no server reply and a `NOOP` gets none either.
+    pub(crate) async fn final_reply_lost(&mut self, error: &FtpError) -> bool {
+        let reply_unknown = matches!(
+            error,
+            FtpError::Network { .. } | FtpError::Protocol { .. } | FtpError::Timeout { .. }
+        );
+        reply_unknown && !self.control_replies().await
+    }
+
+    /// Sends `NOOP` and returns whether the control connection replied to it.
+    async fn control_replies(&mut self) -> bool {
+        let probe = tokio::time::timeout(
+            CONTROL_PROBE_TIMEOUT.min(self.context.io_timeout),
+            self.ftp.noop(),
+        )
+        .await;
+        match probe {
+            Ok(Ok(())) => true,
+            Ok(Err(error)) => {
+                debug!(%error, "NOOP after the failed final reply failed");
+                false
+            }
+            Err(_) => {
+                debug!("NOOP after the failed final reply timed out");
+                false
+            }
+        }
     }
 
     /// Ends an upload whose local side failed by closing the data connection normally.
@@ -597,6 +695,16 @@ impl FtpsClient {
     }
 }
 
+/// Looks at the remote size after a lost control connection before a short file counts as
+/// incomplete.
+const STORED_SIZE_LOOKS: u32 = 4;
+
+/// Pause between those looks.
+const STORED_SIZE_PAUSE: Duration = Duration::from_millis(250);
+
+/// Time limit for the `NOOP` that checks whether the control connection still replies.
+const CONTROL_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Byte counts of one upload attempt, without a resumed prefix.
 struct Sent {
     /// Bytes read from the source.
@@ -692,6 +800,14 @@ async fn open_local(path: &Path) -> Result<(tokio::fs::File, u64), FtpError> {
         path: PathBuf::from(path),
         source,
     };
+    // Checked before opening, because opening a FIFO blocks until a writer appears.
+    let before_open = tokio::fs::metadata(path).await.map_err(io_error)?;
+    if !before_open.is_file() {
+        return Err(io_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file; pass the path of a disk image file",
+        )));
+    }
     let file = tokio::fs::File::open(path).await.map_err(io_error)?;
     let metadata = file.metadata().await.map_err(io_error)?;
     if !metadata.is_file() {

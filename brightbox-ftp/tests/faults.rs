@@ -165,11 +165,11 @@ async fn upload_stalled_by_server_times_out() {
 }
 
 #[tokio::test]
-async fn control_reset_during_upload_fails() {
+async fn control_reset_during_upload_confirmed() {
     let server = ScriptedServer::start(Script::default()).await;
     let proxy = FaultProxy::start(server.address, Faults::default()).await;
     let local_dir = tempfile::tempdir().expect("local dir");
-    let (local, _) = random_file(local_dir.path(), "disk.img", 8 * 1024 * 1024);
+    let (local, local_sha) = random_file(local_dir.path(), "disk.img", 8 * 1024 * 1024);
     let config = config_for(&server, proxy.address.port());
     let mut client = FtpsClient::connect(&config).await.expect("connect");
 
@@ -187,10 +187,14 @@ async fn control_reset_during_upload_fails() {
         reset_sent.load(Ordering::SeqCst),
         "progress never reached 2 MiB"
     );
-    let error = result.expect_err("the control connection was reset");
-    assert!(error.is_retryable(), "{error:?}");
+    // The data connection does not pass the proxy, so every byte arrives; the client cannot
+    // read the 226, reconnects and finds the full size.
+    let upload = result.expect("the upload is confirmed by the stored size");
+    assert_eq!(upload.sha256, local_sha);
     assert_eq!(proxy.resets(), 1);
-    assert_nothing_renamed(&server, "incoming/disk.img");
+    assert_eq!(proxy.accepted(), 2, "one reconnect");
+    let stored = server.file("incoming/disk.img").expect("stored file");
+    assert_eq!(sha256_hex(&stored), local_sha);
 }
 
 #[tokio::test]
@@ -625,13 +629,17 @@ async fn download_keeps_partial_block_after_reset() {
     );
 }
 
-#[tokio::test]
-async fn slow_upload_with_idle_control_reset() {
-    let server = ScriptedServer::start(Script::default()).await;
+/// Starts a scripted server behind a control proxy that resets flows idle for `idle` and a data
+/// proxy throttled to 1 MB/s, and returns settings that connect through the control proxy.
+async fn idle_control_rig(
+    script: Script,
+    idle: Duration,
+) -> (ScriptedServer, FaultProxy, FaultProxy, FtpsConfig) {
+    let server = ScriptedServer::start(script).await;
     let control_proxy = FaultProxy::start(
         server.address,
         Faults {
-            idle_reset: Some(Duration::from_millis(700)),
+            idle_reset: Some(idle),
             ..Faults::default()
         },
     )
@@ -645,33 +653,181 @@ async fn slow_upload_with_idle_control_reset() {
     )
     .await;
     server.set_advertised_data_port(data_proxy.address.port());
+    let config = config_for(&server, control_proxy.address.port());
+    (server, control_proxy, data_proxy, config)
+}
+
+#[tokio::test]
+async fn idle_control_reset_upload_confirmed_by_size() {
+    let (server, control_proxy, data_proxy, config) =
+        idle_control_rig(Script::default(), Duration::from_millis(700)).await;
     let local_dir = tempfile::tempdir().expect("local dir");
     let length = 2 * 1024 * 1024;
     let (local, local_sha) = random_file(local_dir.path(), "disk.img", length);
-    let config = config_for(&server, control_proxy.address.port());
     let mut client = FtpsClient::connect(&config).await.expect("connect");
 
     // The control connection carries nothing for about 2 s while the data flows, so the proxy
-    // resets it unless the client keeps it busy.
-    let result = tokio::time::timeout(
+    // resets it. The client cannot read the 226, reconnects and checks the stored size.
+    let upload = tokio::time::timeout(
         Duration::from_secs(30),
-        client.upload_file(&local, "incoming", "disk.img", None),
+        client.upload_file_with(&local, "incoming", "disk.img", &UploadOptions::new()),
     )
     .await
-    .expect("the upload returned within 30 s");
+    .expect("the upload returned within 30 s")
+    .expect("the upload is confirmed by the stored size");
+    client.quit().await.expect("quit on the new session");
 
-    match result {
-        Ok(upload) => {
-            assert_eq!(upload.sha256, local_sha);
-            let stored = server.file("incoming/disk.img").expect("stored file");
-            assert_eq!(sha256_hex(&stored), local_sha);
+    assert_eq!(upload.sha256, local_sha);
+    assert_eq!(upload.bytes, length as u64);
+    assert!(control_proxy.resets() >= 1, "the proxy never reset");
+    assert_eq!(data_proxy.resets(), 0);
+    assert!(
+        control_proxy.accepted() >= 2,
+        "the client did not reconnect"
+    );
+    let stored = server.file("incoming/disk.img").expect("stored file");
+    assert_eq!(sha256_hex(&stored), local_sha);
+    let commands = server.commands();
+    let logins = commands
+        .iter()
+        .filter(|command| *command == "PASS [hidden]");
+    assert_eq!(logins.count(), 2, "{commands:?}");
+    let stor_position = commands
+        .iter()
+        .position(|command| command == "STOR incoming/.disk.img.part")
+        .expect("STOR sent");
+    assert!(
+        commands
+            .iter()
+            .skip(stor_position)
+            .any(|command| command == "SIZE incoming/.disk.img.part"),
+        "{commands:?}"
+    );
+}
+
+#[tokio::test]
+async fn idle_control_reset_download_completes() {
+    // The server sends the 226 only 3 s after the last byte, so the proxy resets the idle
+    // control connection first.
+    let script = Script {
+        final_reply_delay: Duration::from_secs(3),
+        ..Script::default()
+    };
+    let (server, control_proxy, _data_proxy, config) =
+        idle_control_rig(script, Duration::from_millis(700)).await;
+    let length = 2 * 1024 * 1024;
+    let seed_dir = tempfile::tempdir().expect("seed dir");
+    let (seed, seed_sha) = random_file(seed_dir.path(), "seed.img", length);
+    server.put_file(
+        "incoming/disk.img",
+        std::fs::read(&seed).expect("read seed"),
+    );
+    let local_dir = tempfile::tempdir().expect("local dir");
+    let local = local_dir.path().join("disk.img");
+    let mut client = FtpsClient::connect(&config).await.expect("connect");
+
+    // Every byte arrives but the 226 does not, and no retry is allowed.
+    let download = tokio::time::timeout(
+        Duration::from_secs(30),
+        client.download_file("incoming/disk.img", &local, &DownloadOptions::new()),
+    )
+    .await
+    .expect("the download returned within 30 s")
+    .expect("every byte arrived, so the download counts as complete");
+    client.quit().await.expect("quit on the new session");
+
+    assert!(control_proxy.resets() >= 1, "the proxy never reset");
+    assert!(
+        control_proxy.accepted() >= 2,
+        "the client did not reconnect"
+    );
+    assert_eq!(download.bytes, length as u64);
+    assert_eq!(download.sha256, seed_sha);
+    assert_eq!(sha256_file(&local), seed_sha);
+}
+
+#[tokio::test]
+async fn idle_control_reset_short_file_fails() {
+    let script = Script {
+        size: SizeReply::Offset(-1),
+        ..Script::default()
+    };
+    let (server, control_proxy, _data_proxy, config) =
+        idle_control_rig(script, Duration::from_millis(500)).await;
+    let local_dir = tempfile::tempdir().expect("local dir");
+    let length = 1024 * 1024;
+    let (local, _) = random_file(local_dir.path(), "disk.img", length);
+    let mut client = FtpsClient::connect(&config).await.expect("connect");
+
+    let error = tokio::time::timeout(
+        Duration::from_secs(30),
+        client.upload_file_with(&local, "incoming", "disk.img", &UploadOptions::new()),
+    )
+    .await
+    .expect("the upload returned within 30 s")
+    .expect_err("the server reports one byte less than was sent");
+
+    assert!(control_proxy.resets() >= 1, "the proxy never reset");
+    match &error {
+        FtpError::IncompleteTransfer {
+            remote_path,
+            sent,
+            stored,
+            ..
+        } => {
+            assert_eq!(remote_path, "incoming/.disk.img.part");
+            assert_eq!(*sent, length as u64);
+            assert_eq!(*stored, length as u64 - 1);
         }
-        Err(error) => {
-            assert!(control_proxy.resets() >= 1, "{error:?}");
-            assert!(error.is_retryable(), "{error:?}");
-            assert_nothing_renamed(&server, "incoming/disk.img");
-        }
+        other => panic!("expected IncompleteTransfer, got {other:?}"),
     }
+    assert!(error.is_retryable(), "{error:?}");
+    assert_nothing_renamed(&server, "incoming/disk.img");
+    assert!(
+        !server
+            .file_names()
+            .contains(&"incoming/.disk.img.part".to_owned()),
+        "the partial file was not deleted: {:?}",
+        server.file_names()
+    );
+}
+
+#[tokio::test]
+async fn idle_control_reset_short_file_resumes() {
+    // The four size checks after the lost control connection and the first SIZE of the retry
+    // report one byte less than stored, so the upload counts as incomplete and the retry
+    // resumes with the last byte.
+    let script = Script {
+        size: SizeReply::OffsetFirst {
+            offset: -1,
+            replies: 5,
+        },
+        ..Script::default()
+    };
+    let (server, control_proxy, _data_proxy, config) =
+        idle_control_rig(script, Duration::from_millis(500)).await;
+    let local_dir = tempfile::tempdir().expect("local dir");
+    let length = 1024 * 1024;
+    let (local, local_sha) = random_file(local_dir.path(), "disk.img", length);
+    let mut client = FtpsClient::connect(&config).await.expect("connect");
+    let options = UploadOptions::new().retries(2);
+
+    let upload = tokio::time::timeout(
+        Duration::from_secs(30),
+        client.upload_file_with(&local, "incoming", "disk.img", &options),
+    )
+    .await
+    .expect("the upload returned within 30 s")
+    .expect("the retry completes the upload");
+
+    assert!(control_proxy.resets() >= 1, "the proxy never reset");
+    assert_eq!(upload.sha256, local_sha);
+    assert_eq!(upload.resumed_from, length as u64 - 1);
+    let stored = server.file("incoming/disk.img").expect("stored file");
+    assert_eq!(sha256_hex(&stored), local_sha);
+    let commands = server.commands();
+    let rest = format!("REST {}", length - 1);
+    assert!(commands.contains(&rest), "{commands:?}");
 }
 
 /// `LIST` lines in the forms servers send, each with the entry it must produce.
@@ -817,7 +973,7 @@ fn vsftpd_config(port: u16) -> FtpsConfig {
 
 #[tokio::test]
 #[ignore = "needs vsftpd: run scripts/test.sh"]
-async fn vsftpd_control_reset_during_upload_fails() {
+async fn vsftpd_control_reset_during_upload_confirmed() {
     let address = std::env::var("BRIGHTBOX_TEST_VSFTPD_ADDR")
         .expect("BRIGHTBOX_TEST_VSFTPD_ADDR is set")
         .parse()
@@ -828,7 +984,7 @@ async fn vsftpd_control_reset_during_upload_fails() {
     let proxy = FaultProxy::start(address, Faults::default()).await;
     let local_dir = tempfile::tempdir().expect("local dir");
     let name = format!("proxy-reset-{}.img", std::process::id());
-    let (local, _) = random_file(local_dir.path(), &name, 8 * 1024 * 1024);
+    let (local, local_sha) = random_file(local_dir.path(), &name, 8 * 1024 * 1024);
     let mut client = FtpsClient::connect(&vsftpd_config(proxy.address.port()))
         .await
         .expect("connect through the proxy");
@@ -847,12 +1003,82 @@ async fn vsftpd_control_reset_during_upload_fails() {
         reset_sent.load(Ordering::SeqCst),
         "progress never reached 2 MiB"
     );
-    let error = result.expect_err("the control connection was reset");
-    assert!(error.is_retryable(), "{error:?}");
+    // vsftpd keeps reading the data connection after its control connection is gone and
+    // stores every byte, so the size check on a new session confirms the upload.
+    let upload = result.expect("the upload is confirmed by the stored size");
     assert_eq!(proxy.resets(), 1);
+    assert_eq!(proxy.accepted(), 2, "one reconnect");
+    assert_eq!(upload.sha256, local_sha);
     let final_path = root.join("incoming").join(&name);
-    assert!(!final_path.exists(), "{} exists", final_path.display());
-    let _ = std::fs::remove_file(root.join("incoming").join(format!(".{name}.part")));
+    assert_eq!(sha256_file(&final_path), local_sha);
+    assert!(!root.join("incoming").join(format!(".{name}.part")).exists());
+    std::fs::remove_file(&final_path).expect("remove uploaded file");
+}
+
+#[tokio::test]
+#[ignore = "needs vsftpd: run scripts/test.sh"]
+async fn vsftpd_slow_upload_survives_idle_control_reset() {
+    let address = std::env::var("BRIGHTBOX_TEST_VSFTPD_ADDR")
+        .expect("BRIGHTBOX_TEST_VSFTPD_ADDR is set")
+        .parse()
+        .expect("BRIGHTBOX_TEST_VSFTPD_ADDR is an IP address and port");
+    let root = std::path::PathBuf::from(
+        std::env::var("BRIGHTBOX_TEST_VSFTPD_ROOT").expect("BRIGHTBOX_TEST_VSFTPD_ROOT is set"),
+    );
+    // The proxy carries only the control connection; data goes straight to vsftpd.
+    let proxy = FaultProxy::start(
+        address,
+        Faults {
+            idle_reset: Some(Duration::from_secs(2)),
+            ..Faults::default()
+        },
+    )
+    .await;
+    let name = format!("idle-control-{}.img", std::process::id());
+    let chunk = 256 * 1024;
+    let chunks = 24;
+    let content = (0..chunk * chunks)
+        .map(|index| (index % 251) as u8)
+        .collect::<Vec<_>>();
+    let content_sha = sha256_hex(&content);
+    // The reader yields 256 KiB every 250 ms, so the 6 MiB upload takes about 6 s while the
+    // control connection stays idle.
+    let (mut feeder, reader) = tokio::io::duplex(chunk);
+    let feed = tokio::spawn({
+        let content = content.clone();
+        async move {
+            use tokio::io::AsyncWriteExt;
+            for piece in content.chunks(chunk) {
+                feeder.write_all(piece).await.expect("feed the reader");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    });
+    let mut client = FtpsClient::connect(&vsftpd_config(proxy.address.port()))
+        .await
+        .expect("connect through the proxy");
+
+    let started = Instant::now();
+    let upload = client
+        .upload_reader(reader, "incoming", &name, &UploadOptions::new())
+        .await
+        .expect("the upload is confirmed by the stored size");
+    let elapsed = started.elapsed();
+    feed.await.expect("feeder task");
+    client.quit().await.expect("quit on the new session");
+
+    assert!(elapsed >= Duration::from_secs(5), "upload took {elapsed:?}");
+    assert!(
+        proxy.resets() >= 1,
+        "the proxy never reset the control flow"
+    );
+    assert!(proxy.accepted() >= 2, "the client did not reconnect");
+    assert_eq!(upload.sha256, content_sha);
+    assert_eq!(upload.bytes, content.len() as u64);
+    let final_path = root.join("incoming").join(&name);
+    assert_eq!(sha256_file(&final_path), content_sha);
+    assert!(!root.join("incoming").join(format!(".{name}.part")).exists());
+    std::fs::remove_file(&final_path).expect("remove uploaded file");
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! Upload and download retries: the control connection is cut while data flows, and the client
-//! reconnects and resumes.
+//! reconnects and resumes, or confirms a complete upload by its size.
 
 mod common;
 
@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use brightbox_ftp::{DownloadOptions, FtpError, FtpsClient, ProgressSink, UploadOptions};
+use brightbox_ftp::{DownloadOptions, FtpsClient, ProgressSink, UploadOptions};
 use common::{TestServer, local_names, random_file, sha256_file};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
@@ -79,18 +79,20 @@ async fn upload_retries_after_control_loss() {
 }
 
 #[tokio::test]
-async fn upload_without_retries_reports_network_error() {
+async fn upload_without_retries_confirmed_by_size() {
     let server = TestServer::start().await;
     let cut = Arc::new(Notify::new());
     let (proxy, accepted) = start_cutting_proxy(server.address, Arc::clone(&cut)).await;
     let config = server.config().port(proxy.port());
     let local_dir = tempfile::tempdir().expect("local dir");
-    let (local, _) = random_file(local_dir.path(), "disk.img", 4 * 1024 * 1024);
+    let (local, local_sha) = random_file(local_dir.path(), "disk.img", 4 * 1024 * 1024);
 
     let trigger = Arc::clone(&cut);
     let sink = ProgressSink::callback(move |_| trigger.notify_one());
     let mut client = FtpsClient::connect(&config).await.expect("connect");
-    let error = client
+    // libunftp keeps receiving the data connection after the control connection is cut, so
+    // without any retry the client confirms the upload by the size on a new session.
+    let upload = client
         .upload_file_with(
             &local,
             "incoming",
@@ -98,22 +100,17 @@ async fn upload_without_retries_reports_network_error() {
             &UploadOptions::default().progress(sink),
         )
         .await
-        .expect_err("the control connection is cut");
+        .expect("the stored size confirms the upload");
 
-    assert!(error.is_retryable(), "{error:?}");
-    assert!(
-        matches!(error, FtpError::Network { .. } | FtpError::Timeout { .. }),
-        "{error:?}"
-    );
     assert_eq!(
         accepted.load(Ordering::SeqCst),
-        1,
-        "no reconnect without retries"
+        2,
+        "one reconnect for the size check"
     );
-    assert!(
-        !server.path("incoming/disk.img").exists(),
-        "nothing under the final name"
-    );
+    assert_eq!(upload.sha256, local_sha);
+    assert_eq!(upload.resumed_from, 0);
+    assert_eq!(sha256_file(&server.path("incoming/disk.img")), local_sha);
+    assert_eq!(local_names(&server.path("incoming")), vec!["disk.img"]);
 }
 
 #[tokio::test]

@@ -504,6 +504,97 @@ async fn vsftpd_implicit_tls_round_trip() {
     assert!(!error.to_string().contains(&server.password), "{error}");
 }
 
+impl SecondVsftpd {
+    /// Starts an instance that accepts at most `limit` connections from one address.
+    fn max_per_ip(limit: u32, pasv_min: u16) -> SecondVsftpd {
+        SecondVsftpd::start(
+            &["pasv_min_port=", "pasv_max_port="],
+            &format!(
+                "pasv_min_port={pasv_min}\npasv_max_port={}\nmax_per_ip={limit}\n",
+                pasv_min + 100
+            ),
+            |_| {},
+            "127.0.0.1".parse().expect("IPv4 loopback"),
+        )
+    }
+}
+
+/// Uploads 8 MiB through `instance`, downloads it with 4 segments and returns the download;
+/// the downloaded bytes must equal the uploaded ones.
+async fn segmented_round_trip(
+    server: &Vsftpd,
+    instance: &SecondVsftpd,
+    name: &str,
+) -> brightbox_ftp::Download {
+    let data = pseudo_random(8 * 1024 * 1024);
+    let local_dir = tempfile::tempdir().expect("local dir");
+    let config = server.config().port(instance.port);
+    let mut client = FtpsClient::connect(&config).await.expect("connect");
+    let upload = client
+        .upload_reader(
+            std::io::Cursor::new(data.clone()),
+            "incoming",
+            name,
+            &UploadOptions::default(),
+        )
+        .await
+        .expect("upload");
+    let local = local_dir.path().join(name);
+    let download = client
+        .download_file(
+            &upload.remote_path,
+            &local,
+            &DownloadOptions::new().segments(4),
+        )
+        .await
+        .expect("segmented download under the connection limit");
+    client.delete(&upload.remote_path).await.expect("DELE");
+    client.quit().await.expect("quit");
+
+    assert_eq!(download.sha256, sha256_hex(&data));
+    assert_eq!(download.bytes, data.len() as u64);
+    assert_eq!(std::fs::read(&local).expect("read download"), data);
+    download
+}
+
+#[tokio::test]
+#[ignore = "needs vsftpd: run scripts/test.sh"]
+async fn vsftpd_one_connection_per_ip_segments() {
+    let server = vsftpd();
+    let limited = SecondVsftpd::max_per_ip(1, 30400);
+    let name = format!("max-per-ip-1-{}.img", std::process::id());
+
+    let started = std::time::Instant::now();
+    let download = segmented_round_trip(&server, &limited, &name).await;
+    let elapsed = started.elapsed();
+
+    // The session that started the download uses the only allowed connection, so every
+    // extra connection gets 421 until the session has fetched all four ranges.
+    assert_eq!(download.connections, 1);
+    assert!(
+        limited.log().contains("421"),
+        "vsftpd never refused a connection"
+    );
+    // Three retries with backoff of at most 0.75, 1.5 and 3 s bound the wait.
+    assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs vsftpd: run scripts/test.sh"]
+async fn vsftpd_two_connections_per_ip_segments() {
+    let server = vsftpd();
+    let limited = SecondVsftpd::max_per_ip(2, 30600);
+    let name = format!("max-per-ip-2-{}.img", std::process::id());
+
+    let download = segmented_round_trip(&server, &limited, &name).await;
+
+    assert!(
+        (1..=2).contains(&download.connections),
+        "{} connections under max_per_ip=2",
+        download.connections
+    );
+}
+
 #[tokio::test]
 #[ignore = "needs vsftpd: run scripts/test.sh"]
 async fn vsftpd_ipv6_uses_epsv() {

@@ -184,7 +184,8 @@ async fn forward(
         tokio::select! {
             _ = &mut upstream, if !upstream_done => upstream_done = true,
             _ = &mut downstream, if !downstream_done => downstream_done = true,
-            _ = limit_signal.recv() => break true,
+            // `None` only means both copies ended and dropped their senders, which is no fault.
+            Some(()) = limit_signal.recv() => break true,
             // An error means the proxy was dropped, which also resets its flows.
             _ = reset_signal.changed() => break true,
             () = tokio::time::sleep(idle_check.unwrap_or(Duration::from_secs(3600))),

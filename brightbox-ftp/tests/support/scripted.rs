@@ -50,6 +50,14 @@ pub enum SizeReply {
     Actual,
     /// The stored length plus this many bytes (negative for fewer).
     Offset(i64),
+    /// The stored length plus `offset` for the first `replies` replies of the server, then the
+    /// stored length.
+    OffsetFirst {
+        /// Bytes added to the stored length (negative for fewer).
+        offset: i64,
+        /// Number of `SIZE` replies that carry the offset.
+        replies: usize,
+    },
 }
 
 /// The server's behaviour; tests may change it between steps through
@@ -70,6 +78,8 @@ pub struct Script {
     pub features: Vec<String>,
     /// Body of `LIST` and `MLSD` replies, sent as is.
     pub list_body: Vec<u8>,
+    /// Time between the end of a listing or download on the data connection and its `226`.
+    pub final_reply_delay: Duration,
 }
 
 impl Default for Script {
@@ -82,6 +92,7 @@ impl Default for Script {
             size: SizeReply::Actual,
             features: vec!["SIZE".into(), "UTF8".into(), "REST STREAM".into()],
             list_body: Vec::new(),
+            final_reply_delay: Duration::ZERO,
         }
     }
 }
@@ -91,6 +102,7 @@ struct Shared {
     script: Mutex<Script>,
     files: Mutex<BTreeMap<String, Vec<u8>>>,
     commands: Mutex<Vec<String>>,
+    size_replies: std::sync::atomic::AtomicUsize,
     data_listener: TcpListener,
     data_address: SocketAddr,
     black_hole_port: u16,
@@ -151,6 +163,7 @@ impl ScriptedServer {
             script: Mutex::new(script),
             files: Mutex::new(BTreeMap::new()),
             commands: Mutex::new(Vec::new()),
+            size_replies: std::sync::atomic::AtomicUsize::new(0),
             data_listener,
             data_address,
             black_hole_port,
@@ -374,12 +387,26 @@ impl Session {
                 },
                 "SIZE" => {
                     let stored = self.stored_length(&argument);
-                    match (stored, self.script().size) {
+                    let earlier_replies = self
+                        .shared
+                        .size_replies
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let size = match self.script().size {
+                        SizeReply::OffsetFirst { offset, replies } if earlier_replies < replies => {
+                            SizeReply::Offset(offset)
+                        }
+                        SizeReply::OffsetFirst { .. } => SizeReply::Actual,
+                        other => other,
+                    };
+                    match (stored, size) {
                         (None, _) => reply(&mut control, "550 no such file").await?,
                         (Some(length), SizeReply::Actual) => {
                             reply(&mut control, &format!("213 {length}")).await?;
                         }
-                        (Some(length), SizeReply::Offset(offset)) => {
+                        (
+                            Some(length),
+                            SizeReply::Offset(offset) | SizeReply::OffsetFirst { offset, .. },
+                        ) => {
                             let reported = length.saturating_add_signed(offset);
                             reply(&mut control, &format!("213 {reported}")).await?;
                         }
@@ -553,6 +580,7 @@ impl Session {
         data.write_all(&body).await?;
         data.shutdown().await?;
         drop(data);
+        tokio::time::sleep(self.script().final_reply_delay).await;
         reply(control, "226 transfer complete").await
     }
 
