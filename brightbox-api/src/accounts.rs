@@ -99,7 +99,7 @@ impl LibraryFtpCredentials {
 
 /// Fields of the reset response needed for the credentials.
 #[derive(Deserialize)]
-struct ResetFtpPasswordReply {
+pub(crate) struct ResetFtpPasswordReply {
     library_ftp_host: String,
     library_ftp_user: String,
     library_ftp_password: String,

@@ -107,7 +107,7 @@ pub(crate) fn renewal_margin(lifetime: Duration) -> Duration {
 }
 
 #[derive(serde::Deserialize)]
-struct TokenResponse {
+pub(crate) struct TokenResponse {
     access_token: String,
     expires_in: Option<u64>,
     refresh_token: Option<String>,

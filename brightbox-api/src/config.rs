@@ -12,6 +12,8 @@ use crate::id::AccountId;
 
 /// Name of the section that contains CLI-wide settings such as `default_client`.
 const CORE_SECTION: &str = "core";
+/// Largest config file [`CliConfig::load`] reads; the CLI's files are a few hundred bytes per client.
+const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
 
 /// One client section of the Brightbox CLI config file.
 ///
@@ -100,8 +102,24 @@ impl CliConfig {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when the file cannot be read or a line is malformed; the error names the path and line.
+    /// [`Error::Config`] when the file cannot be read, is not a regular file (a folder, FIFO or device) or is larger
+    /// than 1 MiB, or a line is malformed; the error names the path and line.
     pub fn load(path: &Path) -> Result<Self> {
+        // Checked before opening, because opening a FIFO blocks and reading a device such as /dev/zero never ends.
+        let metadata = std::fs::metadata(path).map_err(|source| Error::Config {
+            origin: path.display().to_string(),
+            reason: "cannot read the Brightbox CLI config file; check the path or create it with `brightbox config client_add`".to_owned(),
+            source: Some(source),
+        })?;
+        if !metadata.is_file() || metadata.len() > MAX_CONFIG_FILE_BYTES {
+            return Err(Error::Config {
+                origin: path.display().to_string(),
+                reason: format!(
+                    "not a regular file of at most {MAX_CONFIG_FILE_BYTES} bytes; give the path of the Brightbox CLI config file, usually ~/.brightbox/config"
+                ),
+                source: None,
+            });
+        }
         let text = std::fs::read_to_string(path).map_err(|source| Error::Config {
             origin: path.display().to_string(),
             reason: "cannot read the Brightbox CLI config file; check the path or create it with `brightbox config client_add`".to_owned(),

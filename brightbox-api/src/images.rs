@@ -158,6 +158,21 @@ where
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
+/// Maximum length of an FTP `source` file name in bytes, the common `NAME_MAX` of Unix file systems.
+const MAX_SOURCE_NAME_BYTES: usize = 255;
+
+/// Returns `url` as text with any user name and password replaced by `***`.
+fn redact_url_userinfo(url: &Url) -> String {
+    if url.username().is_empty() && url.password().is_none() {
+        return url.to_string();
+    }
+    let mut shown = url.clone();
+    // Both setters fail only for URLs without a host, which cannot carry a user name either.
+    let _ = shown.set_username("***");
+    let _ = shown.set_password(None);
+    shown.to_string()
+}
+
 /// Data source of an image registration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -205,19 +220,41 @@ impl ImageSource {
                         ),
                     });
                 }
+                if name == "." || name == ".." {
+                    return Err(Error::InvalidRequest {
+                        field: "source",
+                        value: name.clone(),
+                        reason: "the file name is a folder reference; give the name of the uploaded file in incoming/".to_owned(),
+                    });
+                }
+                if name.len() > MAX_SOURCE_NAME_BYTES {
+                    return Err(Error::InvalidRequest {
+                        field: "source",
+                        value: format!("{}... ({} bytes)", &name[..32], name.len()),
+                        reason: format!(
+                            "the file name is longer than {MAX_SOURCE_NAME_BYTES} bytes; rename the uploaded file"
+                        ),
+                    });
+                }
                 Ok(())
             }
             ImageSource::Server(_) | ImageSource::Volume(_) => Ok(()),
             ImageSource::HttpUrl(url) => {
-                if matches!(url.scheme(), "http" | "https") {
-                    Ok(())
-                } else {
-                    Err(Error::InvalidRequest {
+                if !matches!(url.scheme(), "http" | "https") {
+                    return Err(Error::InvalidRequest {
                         field: "http_url",
-                        value: url.to_string(),
+                        value: redact_url_userinfo(url),
                         reason: "the URL must use http or https".to_owned(),
-                    })
+                    });
                 }
+                if !url.username().is_empty() || url.password().is_some() {
+                    return Err(Error::InvalidRequest {
+                        field: "http_url",
+                        value: redact_url_userinfo(url),
+                        reason: "the image service downloads without authentication and stores the URL in the image; remove the user name and password and use a URL that needs none, such as an Orbit temp URL".to_owned(),
+                    });
+                }
+                Ok(())
             }
         }
     }
@@ -324,6 +361,15 @@ impl RegisterImage {
                 reason: "the image name is empty; give a display name".to_owned(),
             });
         }
+        if let Some(control) = self.name.chars().find(|c| c.is_control()) {
+            return Err(Error::InvalidRequest {
+                field: "name",
+                value: self.name.clone(),
+                reason: format!(
+                    "the image name contains the control character {control:?}; remove it"
+                ),
+            });
+        }
         if let Arch::Other(value) = &self.arch {
             return Err(Error::InvalidRequest {
                 field: "arch",
@@ -377,8 +423,9 @@ impl<'a> Images<'a> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidRequest`] before sending when the name is empty, the arch is unknown, an FTP file name has
-    /// characters outside letters, digits and `-_+.~^`, or an HTTP source is not `http`/`https`.
+    /// [`Error::InvalidRequest`] before sending when the name is empty or contains a control character, the arch is
+    /// unknown, an FTP file name has characters outside letters, digits and `-_+.~^` or is longer than 255 bytes,
+    /// or an HTTP source is not `http`/`https` or contains a user name or password.
     /// [`Error::Validation`] when the server rejects the request (for example 422 with the reasons in `errors`), plus the
     /// authentication, transport and decode errors of [`Images::list`].
     #[tracing::instrument(name = "brightbox_api.images.register", skip_all, fields(name = %request.name))]
@@ -515,7 +562,8 @@ impl<'a> Images<'a> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidRequest`] before sending when the update sets nothing, [`Error::Validation`] when the API
+    /// [`Error::InvalidRequest`] before sending when the update sets nothing or the new name contains a control
+    /// character, [`Error::Validation`] when the API
     /// rejects a value, [`Error::NotFound`], and the errors of [`Images::list`].
     #[tracing::instrument(name = "brightbox_api.images.update", skip_all, fields(image_id = %id))]
     pub async fn update(&self, id: &ImageId, update: &UpdateImage) -> Result<Image> {
@@ -524,6 +572,17 @@ impl<'a> Images<'a> {
             value: id.to_string(),
             reason: format!("cannot encode the update as JSON: {source}"),
         })?;
+        if let Some(name) = &update.name
+            && let Some(control) = name.chars().find(|c| c.is_control())
+        {
+            return Err(Error::InvalidRequest {
+                field: "name",
+                value: name.clone(),
+                reason: format!(
+                    "the image name contains the control character {control:?}; remove it"
+                ),
+            });
+        }
         if body.as_object().is_some_and(|fields| fields.is_empty()) {
             return Err(Error::InvalidRequest {
                 field: "body",

@@ -94,12 +94,27 @@
 //! [`ClientBuilder::base_url`] points the client at any HTTP server, such as a mock server or an emulator. The
 //! token endpoint is then `{base}token` (or `{auth_url}token`) and resources are under `{base}1.0/`.
 //!
-//! # Not covered yet
+//! # What this crate does not do
 //!
-//! Orbit object storage and its temporary URLs, cloud IPs, server groups, firewall policies, load balancers,
-//! database servers, users, API clients and collaborations, server actions (start, stop, reboot, resize,
-//! console), volume create, attach and resize, and account updates. Token caching across processes (the CLI keeps
-//! tokens on disk) is not done: each [`Client`] starts with an empty cache.
+//! - Orbit object storage and its temp URLs: the `brightbox-orbit` crate covers them, and
+//!   [`Client::access_token`] supplies the OAuth token it sends.
+//! - Cloud IPs, server groups, firewall policies, load balancers, database servers, users, API clients and
+//!   collaborations, and account updates.
+//! - Server actions (start, stop, reboot, reset, resize, console), server updates, and volume create, attach,
+//!   detach and resize.
+//! - Token caching across processes: the Brightbox CLI keeps tokens on disk, while each [`Client`] starts with an
+//!   empty in-memory cache.
+//! - Scopes: tokens are requested without a `scope`, which the API treats as all scopes.
+//! - A total deadline per call across retries. Each request has its own timeout, and retries are bounded by
+//!   [`RetryConfig::max_attempts`].
+//! - Server-side filtering or paging of lists: [`ImageFilter`] filters the full list on the client, as the
+//!   Brightbox CLI does.
+//!
+//! # Feature flags
+//!
+//! - `fuzzing` (off by default) exposes internal parsers to the fuzz targets in the
+//!   repository's `fuzz/` folder. It is unstable, hidden from these docs and outside the
+//!   semver promise; do not enable it in applications.
 
 #[macro_use]
 mod macros;
@@ -110,6 +125,9 @@ mod builder;
 mod client;
 mod config;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod id;
 mod images;
 mod retry;

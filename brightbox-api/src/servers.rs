@@ -391,6 +391,17 @@ impl CreateServer {
 
     /// Builds the JSON body, encoding and checking the user data.
     fn to_body(&self) -> Result<serde_json::Value> {
+        if let Some(name) = &self.name
+            && let Some(control) = name.chars().find(|c| c.is_control())
+        {
+            return Err(Error::InvalidRequest {
+                field: "name",
+                value: name.clone(),
+                reason: format!(
+                    "the server name contains the control character {control:?}; remove it"
+                ),
+            });
+        }
         let mut body = serde_json::to_value(self).map_err(|source| Error::InvalidRequest {
             field: "body",
             value: self.image().to_string(),
@@ -459,8 +470,8 @@ impl<'a> Servers<'a> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidRequest`] before sending when the base64-encoded user data exceeds
-    /// [`MAX_USER_DATA_ENCODED_LEN`]. [`Error::Validation`] or [`Error::Forbidden`] (for example an account limit)
+    /// [`Error::InvalidRequest`] before sending when the name contains a control character or the base64-encoded
+    /// user data exceeds [`MAX_USER_DATA_ENCODED_LEN`]. [`Error::Validation`] or [`Error::Forbidden`] (for example an account limit)
     /// when the API rejects it, and the errors of [`Servers::list`].
     #[tracing::instrument(name = "brightbox_api.servers.create", skip_all, fields(image_id = %request.image()))]
     pub async fn create(&self, request: &CreateServer) -> Result<Server> {

@@ -148,7 +148,8 @@ where
     Fut: Future<Output = Result<T>>,
 {
     let started = Instant::now();
-    let deadline = started + options.timeout;
+    // A timeout too large for `Instant` (such as `Duration::MAX`) means no deadline.
+    let deadline = started.checked_add(options.timeout);
     let max_interval = options.max_interval.max(MIN_INTERVAL);
     let mut interval = options.interval.clamp(MIN_INTERVAL, max_interval);
     let mut poll = 0u32;
@@ -199,7 +200,7 @@ where
         }
 
         let now = Instant::now();
-        if now >= deadline {
+        if deadline.is_some_and(|deadline| now >= deadline) {
             return Err(Error::WaitTimedOut {
                 last: Box::new(wrap(current)),
                 target: target.to_owned(),
@@ -208,8 +209,10 @@ where
             });
         }
 
-        let pause = interval.mul_f64(1.0 + 0.1 * random_fraction());
-        tokio::time::sleep(pause.min(deadline - now)).await;
+        let jitter = interval.mul_f64(0.1 * random_fraction());
+        let pause = interval.saturating_add(jitter);
+        let pause = deadline.map_or(pause, |deadline| pause.min(deadline - now));
+        tokio::time::sleep(pause).await;
         interval = interval.saturating_mul(2).min(max_interval);
     }
 }

@@ -151,7 +151,7 @@ impl OrbitClientBuilder {
     /// # Errors
     ///
     /// Returns [`OrbitError::InvalidConfig`] when the storage URL or the token is missing, the
-    /// URL is not `http`/`https` or has a query, or the HTTP client cannot be created.
+    /// URL is not `http`/`https`, has a user name, password or query, or the HTTP client cannot be created.
     pub fn build(self) -> Result<OrbitClient> {
         let mut storage_url = self.storage_url.ok_or(OrbitError::InvalidConfig {
             field: "storage_url",
@@ -162,6 +162,12 @@ impl OrbitClientBuilder {
             return Err(OrbitError::InvalidConfig {
                 field: "storage_url",
                 reason: format!("scheme {:?} is not http or https", storage_url.scheme()),
+            });
+        }
+        if !storage_url.username().is_empty() || storage_url.password().is_some() {
+            return Err(OrbitError::InvalidConfig {
+                field: "storage_url",
+                reason: "must not contain a user name or password; pass the access token with token() or token_provider()".into(),
             });
         }
         if storage_url.query().is_some() || storage_url.fragment().is_some() {
@@ -592,6 +598,18 @@ impl OrbitClient {
                     operation: "GET container listing",
                     reason: format!("listing is not the expected JSON array: {e}"),
                 })?;
+            // Names come sorted after the marker; a page that does not advance would repeat forever.
+            if let (Some(marker), Some(first)) = (entries.last(), page.first())
+                && first.name <= marker.name
+            {
+                return Err(OrbitError::InvalidResponse {
+                    operation: "GET container listing",
+                    reason: format!(
+                        "the page after marker {:?} starts with {:?}, which does not sort after it; the server ignored the marker",
+                        marker.name, first.name
+                    ),
+                });
+            }
             let page_len = page.len();
             entries.extend(page);
             // Swift returns at most 10,000 names per page by default, so a shorter page is the last.
@@ -655,6 +673,8 @@ pub(crate) fn validate_container(name: &str) -> Result<()> {
         Some("must not contain '/'")
     } else if name == "." || name == ".." {
         Some("must not be '.' or '..'")
+    } else if name.chars().any(char::is_control) {
+        Some("must not contain control characters such as NUL or line breaks")
     } else {
         None
     };
@@ -677,6 +697,8 @@ pub(crate) fn validate_object(name: &str) -> Result<()> {
         Some("must not start with '/'")
     } else if name.split('/').any(|part| part == "." || part == "..") {
         Some("must not contain '.' or '..' path segments, which URL normalisation would remove")
+    } else if name.chars().any(char::is_control) {
+        Some("must not contain control characters such as NUL or line breaks")
     } else {
         None
     };

@@ -145,7 +145,7 @@ enum Sink {
 }
 
 /// A failure inside the decoding thread.
-enum SinkError {
+pub(crate) enum SinkError {
     Decode(std::io::Error),
     Write(&'static str, std::io::Error),
 }
@@ -181,6 +181,8 @@ impl OrbitClient {
     ///
     /// # Errors
     ///
+    /// - [`OrbitError::InvalidName`] for a bad container or object name, and
+    ///   [`OrbitError::InvalidConfig`] when `local` has no file name or is a folder.
     /// - [`OrbitError::NotFound`] when the object does not exist.
     /// - [`OrbitError::Interrupted`] when every attempt broke off; with `keep_compressed` the
     ///   `.part` file stays for the next call, otherwise it is removed.
@@ -209,6 +211,18 @@ impl OrbitClient {
             });
         }
         let part = part_path(local)?;
+        if tokio::fs::metadata(local)
+            .await
+            .is_ok_and(|metadata| metadata.is_dir())
+        {
+            return Err(OrbitError::InvalidConfig {
+                field: "local",
+                reason: format!(
+                    "{} is a folder; pass a file path inside it, such as folder/snapshot.raw",
+                    local.display()
+                ),
+            });
+        }
         let (sink, resumed_from, md5) = open_sink(&part, options).await?;
         let mut transfer = Transfer {
             object: image_id,
@@ -645,7 +659,7 @@ fn header_u64(response: &reqwest::Response, name: reqwest::header::HeaderName) -
 }
 
 /// Parses `Content-Range: bytes start-end/total` into `(start, total)`; total may be `*`.
-fn parse_content_range(response: &reqwest::Response) -> Option<(u64, Option<u64>)> {
+pub(crate) fn parse_content_range(response: &reqwest::Response) -> Option<(u64, Option<u64>)> {
     let value = response.headers().get(CONTENT_RANGE)?.to_str().ok()?;
     let range = value.trim().strip_prefix("bytes ")?;
     let (span, total) = range.split_once('/')?;
@@ -656,7 +670,7 @@ fn parse_content_range(response: &reqwest::Response) -> Option<(u64, Option<u64>
 }
 
 /// Parses `Content-Range: bytes */total` of a 416 response.
-fn unsatisfied_range_total(response: &reqwest::Response) -> Option<u64> {
+pub(crate) fn unsatisfied_range_total(response: &reqwest::Response) -> Option<u64> {
     let value = response.headers().get(CONTENT_RANGE)?.to_str().ok()?;
     value.trim().strip_prefix("bytes */")?.trim().parse().ok()
 }
@@ -690,7 +704,7 @@ impl Read for ChannelReader {
 /// Decodes the LZ4 frame from `chunks` into `file`, seeking over all-zero blocks.
 ///
 /// Returns the decoded length, which is also the final file length.
-fn decode_sparse(
+pub(crate) fn decode_sparse(
     chunks: mpsc::Receiver<Vec<u8>>,
     mut file: std::fs::File,
 ) -> std::result::Result<u64, SinkError> {

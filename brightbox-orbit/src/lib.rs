@@ -67,22 +67,36 @@
 //! Tokens, temp URL keys and signatures never appear in `Debug` output, errors or logs; use
 //! [`redact_url`] before logging a temp URL yourself.
 //!
-//! # Limits
+//! # What this crate does not do
 //!
-//! - Inside one call, upload `PUT`s are retried on retryable errors
+//! - Retry every call. Inside one call, upload `PUT`s are retried on retryable errors
 //!   ([`UploadOptions::max_attempts`]), downloads continue with `Range`
 //!   ([`DownloadOptions::max_attempts`]), and an HTTP 401 triggers one token refresh. The
 //!   container, account and delete calls are not retried; check [`OrbitError::is_retryable`].
 //!   Calling `upload_file` again resumes a segmented upload.
-//! - Segments are uploaded one at a time.
-//! - A decoded download starts from the beginning when called again, because the LZ4 decoder
-//!   state is not saved. A compressed download ([`DownloadOptions::keep_compressed`]) continues
-//!   from its `.part` file.
-//! - Swift v1 authentication (`X-Auth-User`/`X-Auth-Key`) is not implemented; pass an OAuth token.
+//! - Upload segments in parallel: they go one at a time.
+//! - Resume a decoded download across calls, because the LZ4 decoder state is not saved. A
+//!   compressed download ([`DownloadOptions::keep_compressed`]) continues from its `.part`
+//!   file.
+//! - Swift v1 authentication (`X-Auth-User`/`X-Auth-Key`) and Dynamic Large Objects: pass an
+//!   OAuth token, and large files become Static Large Objects.
+//! - Call the Brightbox API: registering the staged object by `http_url` is the caller's step,
+//!   or `brightbox-library`'s.
+//! - Enforce Swift's 1 MiB minimum segment size, so that tests stay small. Orbit's own maximum
+//!   object size is unverified; stock Swift's is 5 GiB, and the default segment size is 1 GiB.
+//!
+//! # Feature flags
+//!
+//! - `fuzzing` (off by default) exposes internal parsers to the fuzz targets in the
+//!   repository's `fuzz/` folder. It is unstable, hidden from these docs and outside the
+//!   semver promise; do not enable it in applications.
 
 mod client;
 mod download;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod tempurl;
 mod upload;
 

@@ -206,7 +206,8 @@ impl OrbitClient {
     ///
     /// # Errors
     ///
-    /// - [`OrbitError::InvalidName`] and [`OrbitError::InvalidConfig`] for bad names or options.
+    /// - [`OrbitError::InvalidName`] and [`OrbitError::InvalidConfig`] for bad names or options,
+    ///   or a `local` path that is not a regular file.
     /// - [`OrbitError::TooManySegments`] when the file needs more than [`MAX_SEGMENTS`] segments.
     /// - [`OrbitError::Io`] when the file cannot be read or changes size during the upload.
     /// - [`OrbitError::EtagMismatch`] when Orbit stored different bytes than were sent. The
@@ -243,10 +244,20 @@ impl OrbitClient {
                 ),
             });
         }
-        let size = tokio::fs::metadata(local)
+        let metadata = tokio::fs::metadata(local)
             .await
-            .map_err(|source| io_error("read metadata of", local, source))?
-            .len();
+            .map_err(|source| io_error("read metadata of", local, source))?;
+        // A FIFO would block the upload forever and a device such as /dev/zero reports length 0.
+        if !metadata.is_file() {
+            return Err(OrbitError::InvalidConfig {
+                field: "local",
+                reason: format!(
+                    "{} is not a regular file (a folder, FIFO or device); pass the path of a disk image file",
+                    local.display()
+                ),
+            });
+        }
+        let size = metadata.len();
         let progress = Arc::new(Progress {
             done: AtomicU64::new(0),
             total: size,
