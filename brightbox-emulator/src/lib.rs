@@ -4,7 +4,8 @@
 //! `incoming/`, `images/` and `orbit/`:
 //!
 //! - an HTTP server with the Brightbox API subset and an Orbit subset:
-//!   - `POST /token` (OAuth 2 client credentials);
+//!   - `POST /token` (OAuth 2 client credentials, and the password grant for one user
+//!     with two-factor authentication: [`USER_NAME`], [`USER_PASSWORD`], [`USER_OTP_CODE`]);
 //!   - accounts: `GET /1.0/accounts`, `GET /1.0/accounts/{id}`, `GET /1.0/account` and
 //!     `POST /1.0/accounts/{id}/reset_ftp_password`;
 //!   - images: `GET /1.0/images` (oldest first), `GET`, `PUT` and `DELETE /1.0/images/{id}`,
@@ -63,8 +64,10 @@
 //! # }
 //! ```
 //!
-//! The crate also builds a binary, `brightbox-emulator`, that prints the API and Orbit
-//! URLs and the credentials and runs until Ctrl-C.
+//! The crate also builds a binary, `brightbox-emulator`, that prints `KEY=value` lines
+//! (`BRIGHTBOX_API_URL`, `BRIGHTBOX_CLIENT_ID`, `BRIGHTBOX_CLIENT_SECRET`,
+//! `BRIGHTBOX_ACCOUNT_ID`, `BRIGHTBOX_ORBIT_URL`, `BRIGHTBOX_FTP_ADDR`,
+//! `BRIGHTBOX_FTP_CA_FILE` and `BRIGHTBOX_STORAGE`) and runs until Ctrl-C.
 //!
 //! # Orbit
 //!
@@ -121,7 +124,7 @@
 //! error statuses (with `Retry-After`) on chosen paths and changes the registration delay. [`EmulatorConfig::ftp_retired`] and
 //! [`EmulatorConfig::registration_outcome_failed`] set the two switches at start.
 //!
-//! # What it does not do
+//! # What this crate does not do
 //!
 //! - Image and server metadata lives in memory: a restarted emulator does not know the
 //!   images already in `images/`.
@@ -137,12 +140,21 @@
 //!   frame), while Brightbox stores raw disks.
 //! - Servers run nothing: a server's disk is a copy of its image file (a hard link where
 //!   the file system allows it) kept in a temporary folder outside the storage folder.
+//!
+//! # Feature flags
+//!
+//! - `fuzzing` (off by default) exposes internal parsers to the fuzz targets in the
+//!   repository's `fuzz/` folder. It is unstable, hidden from these docs and outside the
+//!   semver promise; do not enable it in applications.
 
 mod api;
 mod catalog;
 mod error;
 mod faults;
 mod ftp;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod image_format;
 mod library;
 mod orbit;
@@ -158,6 +170,7 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use crate::api::auth::{CLI_APP_ID, USER_NAME, USER_OTP_CODE, USER_PASSWORD};
 pub use crate::error::EmulatorError;
 pub use crate::faults::Faults;
 use crate::ftp::{FtpPassword, FtpServer, IMAGES, INCOMING, LibraryAuthenticator, TlsFiles};
@@ -361,6 +374,7 @@ impl Emulator {
             .prefix("brightbox-emulator-disks-")
             .tempdir()
             .map_err(|source| EmulatorError::TempDir { source })?;
+        restrict_to_owner(disks.path())?;
         let faults = Faults::new(
             config.registration_delay,
             config.ftp_retired,
@@ -495,6 +509,24 @@ impl Emulator {
     }
 }
 
+/// Sets the mode of a temporary folder the emulator created to owner only. `tempfile`
+/// creates folders with the default mode minus the umask, usually `0755`.
+pub(crate) fn restrict_to_owner(path: &Path) -> Result<(), EmulatorError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(STORAGE_DIR_MODE))
+            .map_err(|source| EmulatorError::TempDir { source })?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Mode of the storage folders the emulator creates: owner only.
+#[cfg(unix)]
+const STORAGE_DIR_MODE: u32 = 0o700;
+
 /// Creates or checks the storage folder and its `incoming/`, `images/` and `orbit/` subfolders.
 fn prepare_storage(dir: Option<&Path>) -> Result<(PathBuf, Option<TempDir>), EmulatorError> {
     let (root, temp) = match dir {
@@ -504,6 +536,7 @@ fn prepare_storage(dir: Option<&Path>) -> Result<(PathBuf, Option<TempDir>), Emu
                 .prefix("brightbox-emulator-")
                 .tempdir()
                 .map_err(|source| EmulatorError::TempDir { source })?;
+            restrict_to_owner(temp.path())?;
             (temp.path().to_owned(), Some(temp))
         }
     };
@@ -518,12 +551,20 @@ fn prepare_storage(dir: Option<&Path>) -> Result<(PathBuf, Option<TempDir>), Emu
         orbit.join(orbit::store::TEMP),
         orbit.join(orbit::store::LZ4_CACHE),
     ];
+    // Folders the emulator creates hold user images, so only the owner may open them.
+    // Folders that already exist keep their mode.
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, STORAGE_DIR_MODE);
     for sub in folders {
         let path = root.join(sub);
-        std::fs::create_dir_all(&path).map_err(|source| EmulatorError::StorageDir {
-            path: path.clone(),
-            source,
-        })?;
+        builder
+            .create(&path)
+            .map_err(|source| EmulatorError::StorageDir {
+                path: path.clone(),
+                source,
+            })?;
     }
     // libunftp and the API join client paths onto this root, so make it absolute.
     let root = std::fs::canonicalize(&root).map_err(|source| EmulatorError::StorageDir {

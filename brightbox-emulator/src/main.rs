@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use brightbox_emulator::{Emulator, EmulatorConfig};
+use brightbox_emulator::{Emulator, EmulatorConfig, USER_NAME, USER_OTP_CODE, USER_PASSWORD};
 use clap::Parser;
 
 /// A local Brightbox image library: an API subset and an explicit-FTPS server on 127.0.0.1.
@@ -74,6 +74,11 @@ async fn main() -> ExitCode {
         emulator.ca_certificate_path().display()
     );
     println!("BRIGHTBOX_STORAGE={}", emulator.storage_dir().display());
+    // Stderr, so that exporting stdout keeps one credential pair: the API client.
+    eprintln!(
+        "User login with two-factor authentication: BRIGHTBOX_USERNAME={USER_NAME} \
+         BRIGHTBOX_PASSWORD={USER_PASSWORD} BRIGHTBOX_OTP={USER_OTP_CODE} (unset BRIGHTBOX_CLIENT_ID to use it)"
+    );
     eprintln!("Press Ctrl-C to stop.");
 
     let status = match tokio::signal::ctrl_c().await {

@@ -39,6 +39,7 @@ pub(crate) fn generate() -> Result<TlsMaterial, EmulatorError> {
         .prefix("brightbox-emulator-tls-")
         .tempdir()
         .map_err(|source| EmulatorError::TempDir { source })?;
+    crate::restrict_to_owner(dir.path())?;
 
     let ca_key = KeyPair::generate().map_err(|source| EmulatorError::Certificate {
         item: "CA key",
@@ -160,6 +161,20 @@ mod tests {
 
         let ca = std::fs::read_to_string(&material.ca_path).expect("CA file is readable");
         assert_eq!(ca, material.ca_pem);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn folder_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let material = generate().expect("certificates are generated");
+        let folder = material.key_path.parent().expect("the key has a folder");
+        let mode = std::fs::metadata(folder)
+            .expect("folder exists")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
     }
 
     #[cfg(unix)]

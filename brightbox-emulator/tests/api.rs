@@ -156,11 +156,7 @@ async fn token_other_grant_types_rejected() {
     let response = http
         .post(format!("{}token", emulator.api_url()))
         .basic_auth(emulator.client_id(), Some(emulator.client_secret()))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", "someone"),
-            ("password", "x"),
-        ])
+        .form(&[("grant_type", "authorization_code"), ("code", "x")])
         .send()
         .await
         .expect("token request is sent");

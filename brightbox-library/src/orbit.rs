@@ -19,16 +19,30 @@ use url::Url;
 
 use crate::transport::{
     DownloadedFile, ProgressFn, Transport, TransportError, UploadedFile, forward_progress,
+    prepare_private_part,
 };
 
 /// Default container for staged uploads.
 pub const DEFAULT_STAGING_CONTAINER: &str = "image-uploads";
 
-/// Transfer rate assumed when sizing a temp URL's lifetime: 10 MB/s, so
-/// that a slow fetch by the service still finishes before the URL expires.
-const ASSUMED_FETCH_RATE: u64 = 10_000_000;
-/// Time added to every temp URL's lifetime for queueing at the service.
-const TEMP_URL_MARGIN: Duration = Duration::from_secs(30 * 60);
+/// Minimum rate at which the service is assumed to fetch a staged image, in
+/// bytes per second (10 MB/s). A temp URL lives long enough for a fetch at
+/// this rate, so a slower fetch may outlive it.
+pub const TEMP_URL_MIN_FETCH_RATE: u64 = 10_000_000;
+/// Time added to every temp URL's lifetime for queueing at the service
+/// before its fetch starts.
+pub const TEMP_URL_MARGIN: Duration = Duration::from_secs(15 * 60);
+/// Maximum lifetime of a temp URL, whatever the image size: 24 hours. A
+/// leaked URL grants read access to the image until it expires, so the
+/// lifetime stays bounded even for images of hundreds of GB.
+pub const TEMP_URL_MAX_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Returns the lifetime of the temp URL that registers an image of `bytes`:
+/// the time to fetch it at [`TEMP_URL_MIN_FETCH_RATE`] plus
+/// [`TEMP_URL_MARGIN`], at most [`TEMP_URL_MAX_LIFETIME`].
+pub fn temp_url_lifetime(bytes: u64) -> Duration {
+    temp_url_expiry_for(bytes, TEMP_URL_MIN_FETCH_RATE, TEMP_URL_MARGIN).min(TEMP_URL_MAX_LIFETIME)
+}
 
 /// Stages images in an Orbit container and registers them by temp URL.
 ///
@@ -37,7 +51,7 @@ const TEMP_URL_MARGIN: Duration = Duration::from_secs(30 * 60);
 /// segment's MD5. It then makes sure the account has a temp URL key, setting
 /// one only when there is none, because changing it breaks other users'
 /// URLs. It returns a `GET` temp URL whose lifetime covers the service's
-/// download.
+/// download, as [`temp_url_lifetime`] computes it.
 #[derive(Clone)]
 pub struct OrbitTransport {
     client: OrbitClient,
@@ -139,7 +153,7 @@ impl Transport for OrbitTransport {
         }
 
         let key = self.client.ensure_temp_url_key().await.map_err(failed)?;
-        let lifetime = temp_url_expiry_for(uploaded.size, ASSUMED_FETCH_RATE, TEMP_URL_MARGIN);
+        let lifetime = temp_url_lifetime(uploaded.size);
         let url = self
             .client
             .temp_url(
@@ -179,6 +193,9 @@ impl Transport for OrbitTransport {
                 operation: "Orbit download outside the images container",
             });
         };
+        let mut part_name = local.file_name().unwrap_or_default().to_os_string();
+        part_name.push(".part");
+        prepare_private_part(&local.with_file_name(part_name), local, "Orbit").await?;
         let (sender, received) = tokio::sync::watch::channel(0_u64);
         let options = DownloadOptions::default().on_progress(move |report: TransferProgress| {
             let _ = sender.send(report.bytes_done);
@@ -264,5 +281,36 @@ impl TokenProvider for ApiToken {
         let rejected = self.0.access_token().await?;
         self.0.invalidate_access_token(&rejected).await;
         Ok(self.0.access_token().await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifetime_of_empty_image_is_margin() {
+        assert_eq!(temp_url_lifetime(0), TEMP_URL_MARGIN);
+    }
+
+    #[test]
+    fn lifetime_grows_with_size() {
+        // 10 GB at 10 MB/s is 1000 s.
+        assert_eq!(
+            temp_url_lifetime(10_000_000_000),
+            TEMP_URL_MARGIN + Duration::from_secs(1_000)
+        );
+        // A partial second of transfer rounds up.
+        assert_eq!(
+            temp_url_lifetime(10_000_001),
+            TEMP_URL_MARGIN + Duration::from_secs(2)
+        );
+    }
+
+    #[test]
+    fn lifetime_is_capped() {
+        // 1 TB at 10 MB/s would be 100 000 s, more than the cap.
+        assert_eq!(temp_url_lifetime(1_000_000_000_000), TEMP_URL_MAX_LIFETIME);
+        assert_eq!(temp_url_lifetime(u64::MAX), TEMP_URL_MAX_LIFETIME);
     }
 }

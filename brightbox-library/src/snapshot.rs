@@ -80,6 +80,8 @@ impl Library {
     ///
     /// # Errors
     ///
+    /// - [`LibraryError::InvalidSpec`] before any request when the name in
+    ///   `options` is blank or contains a control character.
     /// - [`LibraryError::Snapshot`] when the snapshot is rejected; nothing was created.
     /// - [`LibraryError::ImageUpdate`] when setting the name or description fails.
     /// - [`LibraryError::SnapshotWait`] when the image does not become available;
@@ -100,6 +102,7 @@ impl Library {
         server_id: &ServerId,
         options: &SnapshotOptions,
     ) -> Result<Image, LibraryError> {
+        check_snapshot_name(options)?;
         let image_id = self.start_snapshot(server_id).await?;
         tracing::info!(%image_id, "snapshot started");
 
@@ -224,6 +227,26 @@ fn names_unsupported_server(message: &str) -> bool {
     ]
     .iter()
     .any(|phrase| message.contains(phrase))
+}
+
+/// Checks the snapshot name before the snapshot starts, so that a name the
+/// API would reject does not leave an unnamed snapshot behind.
+fn check_snapshot_name(options: &SnapshotOptions) -> Result<(), LibraryError> {
+    let Some(name) = &options.name else {
+        return Ok(());
+    };
+    let reason = if name.trim().is_empty() {
+        "it is blank; give the snapshot a name or leave it unset"
+    } else if name.chars().any(char::is_control) {
+        "it contains a control character; remove it"
+    } else {
+        return Ok(());
+    };
+    Err(LibraryError::InvalidSpec {
+        field: "name",
+        value: name.clone(),
+        reason: reason.to_owned(),
+    })
 }
 
 #[cfg(test)]

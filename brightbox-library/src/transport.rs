@@ -297,6 +297,51 @@ impl FtpsTransport {
         self.retries = attempts;
         self
     }
+
+    /// Opens a logged-in session, trying again after a retryable failure (a reset or a
+    /// silent server during the greeting, `AUTH TLS` or login) up to `retries` times.
+    async fn connect(&self) -> Result<FtpsClient, FtpError> {
+        let mut attempt = 0_u32;
+        loop {
+            match FtpsClient::connect(&self.config).await {
+                Ok(client) => return Ok(client),
+                Err(error) if connect_retryable(&error) && attempt < self.retries => {
+                    attempt += 1;
+                    let delay = CONNECT_RETRY_DELAY * attempt;
+                    tracing::warn!(%error, attempt, of = self.retries, ?delay, "FTPS connect failed; trying again");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+}
+
+/// Pause before the first connect retry; later retries wait a multiple of it.
+const CONNECT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Returns whether a failed connect may succeed when tried again: the errors the FTP client
+/// marks retryable, and [`handshake_cut`].
+fn connect_retryable(error: &FtpError) -> bool {
+    handshake_cut(error) || error.is_retryable()
+}
+
+/// Returns whether the TLS handshake of a control connection failed without a
+/// certificate or protocol error from the verifier, as when the connection is reset or
+/// carries a stray plain-text reply.
+///
+/// NOTE: after a control connection reset, a reconnect to libunftp 0.24 sometimes fails
+/// with `received corrupt message of type InvalidContentType`. The cause is not known;
+/// the FTP client does not retry it, so the transport does.
+fn handshake_cut(error: &FtpError) -> bool {
+    matches!(
+        error,
+        FtpError::TlsHandshake {
+            channel: brightbox_ftp::Channel::Control,
+            source: None,
+            ..
+        }
+    )
 }
 
 impl fmt::Debug for FtpsTransport {
@@ -317,33 +362,45 @@ impl Transport for FtpsTransport {
         remote_name: &str,
         progress: Option<&ProgressFn<'_>>,
     ) -> Result<UploadedFile, TransportError> {
-        let mut client = FtpsClient::connect(&self.config).await?;
         let (sink, sent) = ProgressSink::watch();
-        let options = UploadOptions::default()
-            .retries(self.retries)
-            .progress(sink);
-        let upload = client.upload_file_with(local, INCOMING_DIR, remote_name, &options);
-        let result = forward_progress(upload, sent, progress).await;
-        if let (Ok(upload), Some(progress)) = (&result, progress) {
+        let mut attempt = 0_u32;
+        let upload = loop {
+            let mut client = self.connect().await?;
+            // A later pass continues the temporary file that this call wrote.
+            let options = UploadOptions::default()
+                .retries(self.retries)
+                .resume(attempt > 0)
+                .progress(sink.clone());
+            let upload = client.upload_file_with(local, INCOMING_DIR, remote_name, &options);
+            match forward_progress(upload, sent.clone(), progress).await {
+                Ok(upload) => {
+                    // The upload is already verified; a failed QUIT must not hide that.
+                    if let Err(error) = client.quit().await {
+                        tracing::debug!(%error, "closing the FTPS session failed after a verified upload");
+                    }
+                    break upload;
+                }
+                Err(error) if handshake_cut(&error) && attempt < self.retries => {
+                    attempt += 1;
+                    let delay = CONNECT_RETRY_DELAY * attempt;
+                    tracing::warn!(%error, attempt, of = self.retries, ?delay, "a reconnect during the upload failed in the TLS handshake; connecting again and resuming");
+                    let _ = client.quit().await;
+                    tokio::time::sleep(delay).await;
+                }
+                Err(error) => {
+                    let _ = client.quit().await;
+                    return Err(error.into());
+                }
+            }
+        };
+        if let Some(progress) = progress {
             progress(upload.bytes);
         }
-        match result {
-            Ok(upload) => {
-                // The upload is already verified; a failed QUIT must not hide that.
-                if let Err(error) = client.quit().await {
-                    tracing::debug!(%error, "closing the FTPS session failed after a verified upload");
-                }
-                Ok(UploadedFile::new(
-                    remote_name,
-                    upload.remote_path,
-                    upload.bytes,
-                ))
-            }
-            Err(error) => {
-                let _ = client.quit().await;
-                Err(error.into())
-            }
-        }
+        Ok(UploadedFile::new(
+            remote_name,
+            upload.remote_path,
+            upload.bytes,
+        ))
     }
 
     async fn download(
@@ -353,7 +410,8 @@ impl Transport for FtpsTransport {
         resume: bool,
         progress: Option<&ProgressFn<'_>>,
     ) -> Result<DownloadedFile, TransportError> {
-        let mut client = FtpsClient::connect(&self.config).await?;
+        prepare_private_part(&ftp_part_path(local), local, "FTPS").await?;
+        let mut client = self.connect().await?;
         let result = download_checked(
             &mut client,
             remote_path,
@@ -424,6 +482,64 @@ async fn download_checked(
         sha256: download.sha256,
         format: download.format,
         resumed_from: download.resumed_from,
+    })
+}
+
+/// Returns `.<name>.part` beside `local`, the temporary file of an FTPS download.
+fn ftp_part_path(local: &Path) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(local.file_name().unwrap_or_default());
+    name.push(".part");
+    local.with_file_name(name)
+}
+
+/// Mode of a download's temporary file and so of the downloaded image: readable and
+/// writable by the owner only, because a disk image may hold secrets.
+pub(crate) const DOWNLOAD_FILE_MODE: u32 = 0o600;
+
+/// Creates the empty temporary file `part` with [`DOWNLOAD_FILE_MODE`], or restricts an
+/// existing one to that mode, before a transfer writes it.
+///
+/// The FTPS and Orbit clients open the file without a mode, so a file they create gets
+/// `0666` minus the umask (usually world-readable `0644`). A file that already exists keeps
+/// its mode when they open or truncate it, and the rename to the final name keeps it too.
+pub(crate) async fn prepare_private_part(
+    part: &Path,
+    local: &Path,
+    transport: &'static str,
+) -> Result<(), TransportError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+
+    let part_owned = part.to_path_buf();
+    let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(DOWNLOAD_FILE_MODE)
+            .open(&part_owned)
+        {
+            Ok(_) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                std::fs::set_permissions(
+                    &part_owned,
+                    std::fs::Permissions::from_mode(DOWNLOAD_FILE_MODE),
+                )
+            }
+            Err(error) => Err(error),
+        }
+    })
+    .await
+    .unwrap_or_else(|join_error| Err(std::io::Error::other(join_error)));
+    result.map_err(|source| TransportError::Other {
+        transport,
+        local: local.to_path_buf(),
+        source: Box::new(std::io::Error::new(
+            source.kind(),
+            format!(
+                "cannot create the temporary file {}: {source}",
+                part.display()
+            ),
+        )),
     })
 }
 

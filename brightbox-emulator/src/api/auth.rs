@@ -1,4 +1,14 @@
-//! OAuth 2 client credentials: the token endpoint and the bearer token check.
+//! OAuth 2 token endpoint and bearer token check.
+//!
+//! `POST /token` accepts two grants:
+//!
+//! - `client_credentials`, authenticated as the emulator's API client;
+//! - `password` for one emulated user ([`USER_NAME`], [`USER_PASSWORD`]) with two-factor
+//!   authentication on, authenticated as the Brightbox CLI's public application
+//!   ([`CLI_APP_ID`]) or as the API client. Without a code in `X-Brightbox-OTP`, or with
+//!   a code other than [`USER_OTP_CODE`], it returns 401 with `X-Brightbox-OTP: required`,
+//!   as the Brightbox API does. No refresh token is issued, so a client sends the password
+//!   (and a code) again when its token expires.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +25,27 @@ use serde_json::{Value, json};
 
 use super::oauth_error;
 use crate::library::Library;
+
+/// User name (email address) of the emulated user login, for the OAuth 2 password grant.
+pub const USER_NAME: &str = "user@example.com";
+
+/// Password of the emulated user login. It is fixed so that examples can log in
+/// without reading it from the emulator; the emulator listens on 127.0.0.1 only.
+pub const USER_PASSWORD: &str = "emulator-user-password";
+
+/// Two-factor code the emulated user login requires in `X-Brightbox-OTP`. Unlike a
+/// real TOTP code it never changes.
+pub const USER_OTP_CODE: &str = "123456";
+
+/// Id of the Brightbox CLI's public OAuth application, which user logins authenticate as.
+pub const CLI_APP_ID: &str = "app-12345";
+
+/// Secret of [`CLI_APP_ID`]: the value `brightbox-api` sends for the Brightbox CLI's public
+/// application.
+const CLI_APP_SECRET: &str = "mocbuipbiaa6k6c";
+
+/// Request header that carries a two-factor code, and response header that requests one.
+const OTP_HEADER: &str = "x-brightbox-otp";
 
 /// Client credentials taken from the `Authorization: Basic` header or the body.
 struct ClientCredentials {
@@ -53,9 +84,12 @@ pub(super) async fn issue_token(
             "client authentication is missing: send the client id and secret with HTTP Basic authentication, or as client_id and client_secret in the body",
         );
     };
-    let id_matches = credentials.id == library.client_id;
-    let secret_matches = credentials.secret == library.client_secret;
-    if !(id_matches && secret_matches) {
+    let grant_type = fields.get("grant_type").map(String::as_str);
+    let is_api_client =
+        credentials.id == library.client_id && credentials.secret == library.client_secret;
+    let is_cli_app = credentials.id == CLI_APP_ID && credentials.secret == CLI_APP_SECRET;
+    // The CLI's application may only log users in; it has no account of its own.
+    if !(is_api_client || (is_cli_app && grant_type == Some("password"))) {
         tracing::warn!(
             client_id = credentials.id,
             "token request rejected: unknown client or wrong secret"
@@ -63,8 +97,13 @@ pub(super) async fn issue_token(
         return invalid_client("client authentication failed: unknown client id or wrong secret");
     }
 
-    match fields.get("grant_type").map(String::as_str) {
+    match grant_type {
         Some("client_credentials") => {}
+        Some("password") => {
+            if let Some(response) = user_login_rejection(&headers, &fields) {
+                return response;
+            }
+        }
         Some(other) => {
             tracing::warn!(
                 grant_type = other,
@@ -74,7 +113,7 @@ pub(super) async fn issue_token(
                 StatusCode::BAD_REQUEST,
                 "unsupported_grant_type",
                 &format!(
-                    "grant_type {other:?} is not supported: the emulator issues tokens for client_credentials only"
+                    "grant_type {other:?} is not supported: the emulator issues tokens for client_credentials and password only"
                 ),
             );
         }
@@ -82,13 +121,17 @@ pub(super) async fn issue_token(
             return oauth_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
-                "grant_type is missing: send grant_type=client_credentials",
+                "grant_type is missing: send grant_type=client_credentials or grant_type=password",
             );
         }
     }
 
     let token = library.issue_token();
-    tracing::info!(client_id = credentials.id, "access token issued");
+    tracing::info!(
+        client_id = credentials.id,
+        grant_type,
+        "access token issued"
+    );
     (
         [
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
@@ -101,6 +144,49 @@ pub(super) async fn issue_token(
         })),
     )
         .into_response()
+}
+
+/// Checks the user name, password and two-factor code of a password grant and
+/// returns the error response when one is wrong or missing. Log lines name the
+/// user but never the password or the code.
+fn user_login_rejection(headers: &HeaderMap, fields: &HashMap<String, String>) -> Option<Response> {
+    let (Some(username), Some(password)) = (fields.get("username"), fields.get("password")) else {
+        return Some(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "username and password are required with grant_type=password",
+        ));
+    };
+    if username != USER_NAME || password != USER_PASSWORD {
+        tracing::warn!(
+            username,
+            "token request rejected: unknown user or wrong password"
+        );
+        return Some(oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_grant",
+            "the user name or password is wrong",
+        ));
+    }
+    let code = headers
+        .get(OTP_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim);
+    if code == Some(USER_OTP_CODE) {
+        return None;
+    }
+    let description = if code.is_some() {
+        tracing::warn!(username, "token request rejected: wrong two-factor code");
+        "the two-factor code is wrong; send the current code in X-Brightbox-OTP"
+    } else {
+        tracing::info!(username, "token request needs a two-factor code");
+        "two-factor authentication is required; send the code in X-Brightbox-OTP"
+    };
+    let mut response = oauth_error(StatusCode::UNAUTHORIZED, "invalid_grant", description);
+    response
+        .headers_mut()
+        .insert(OTP_HEADER, HeaderValue::from_static("required"));
+    Some(response)
 }
 
 fn invalid_client(description: &str) -> Response {

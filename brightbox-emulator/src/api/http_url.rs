@@ -22,13 +22,19 @@ pub(super) struct Download {
 /// # Errors
 ///
 /// Returns a 422 message, without the query (which contains the signature), when the
-/// value is not a URL, uses another scheme, names another host or port, or is not an
-/// Orbit object path.
+/// value is not a URL, contains a user name or password, uses another scheme, names
+/// another host or port, or is not an Orbit object path.
 pub(super) fn check_url(library: &Library, raw: &str) -> Result<url::Url, String> {
     let orbit = &library.orbit_url;
     let without_query_text = raw.split('?').next().unwrap_or_default();
     let url = url::Url::parse(raw)
         .map_err(|error| format!("http_url {without_query_text:?} is not a valid URL ({error}): pass an Orbit temp URL such as {orbit}<container>/<object>?temp_url_sig=...&temp_url_expires=..."))?;
+    // Checked first so that no later message repeats the password.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "http_url contains a user name or password: the image service downloads without authentication, so pass an Orbit temp URL such as {orbit}<container>/<object>?temp_url_sig=...&temp_url_expires=..."
+        ));
+    }
     let own = url::Url::parse(&library.api_url)
         .map_err(|error| format!("the emulator API URL is invalid: {error}"))?;
 

@@ -2,7 +2,7 @@
 //! and zone routes, plus the request faults that tests switch on.
 
 mod accounts;
-mod auth;
+pub(crate) mod auth;
 mod catalog;
 mod http_url;
 mod images;
