@@ -2,12 +2,16 @@
 //! upload when the user gives none, the Brightbox CLI's table layout, and
 //! the connection to either the real API or an in-process emulator.
 
+mod tables;
+
+pub use tables::{account_table, detail_view, image_details, image_table, server_table, table};
+
 use std::error::Error;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use brightbox_api::{AccountId, Client, Image, WaitOptions};
+use brightbox_api::{AccountId, Client, WaitOptions};
 use brightbox_emulator::Emulator;
 use brightbox_library::Library;
 
@@ -89,79 +93,6 @@ fn put_u32(buffer: &mut [u8], offset: usize, value: u32) {
 
 fn put_u64(buffer: &mut [u8], offset: usize, value: u64) {
     buffer[offset..offset + 8].copy_from_slice(&value.to_be_bytes());
-}
-
-/// Formats images as the Brightbox CLI's `images list` table: id, owner,
-/// type, created on, status, size in MB, and name with architecture.
-pub fn image_table(images: &[Image]) -> String {
-    let headers = [
-        "id",
-        "owner",
-        "type",
-        "created_on",
-        "status",
-        "size",
-        "name",
-    ];
-    let rows: Vec<[String; 7]> = images.iter().map(image_row).collect();
-
-    let mut widths = headers.map(str::len);
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-
-    let format_row = |cells: &[String]| {
-        let mut line = String::new();
-        for (cell, width) in cells.iter().zip(widths) {
-            line.push(' ');
-            line.push_str(&format!("{cell:<width$}"));
-            line.push(' ');
-        }
-        line.trim_end().to_owned()
-    };
-    let rule = "-".repeat(widths.iter().map(|w| w + 2).sum());
-
-    let mut table = String::new();
-    table.push_str(&format_row(&headers.map(str::to_owned)));
-    table.push('\n');
-    table.push_str(&rule);
-    table.push('\n');
-    for row in &rows {
-        table.push_str(&format_row(row));
-        table.push('\n');
-    }
-    table.push_str(&rule);
-    table.push('\n');
-    table
-}
-
-fn image_row(image: &Image) -> [String; 7] {
-    let kind = if image.official {
-        "official".to_owned()
-    } else {
-        image
-            .source_type
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_default()
-    };
-    let created_on = image
-        .created_at
-        .map(|at| at.format("%Y-%m-%d").to_string())
-        .unwrap_or_default();
-    let size = image.disk_size.map(|mb| mb.to_string()).unwrap_or_default();
-    let name = format!("{} ({})", image.name.as_deref().unwrap_or(""), image.arch);
-    [
-        image.id.to_string(),
-        image.owner.clone().unwrap_or_default(),
-        kind,
-        created_on,
-        image.status.to_string(),
-        size,
-        name,
-    ]
 }
 
 /// Formats an error and its chain of sources as one line, skipping a
