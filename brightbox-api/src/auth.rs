@@ -310,7 +310,11 @@ impl Inner {
                         elapsed: first_started.elapsed(),
                         source,
                     };
-                    if error.is_retryable() && attempt < max_attempts {
+                    // Unlike other POSTs, a token request creates nothing that a repeat would duplicate, so
+                    // any transport failure is retried. A request that carried a two-factor code is not,
+                    // because the server may already have used up that code.
+                    let repeatable = error.is_retryable() || otp.is_none();
+                    if repeatable && attempt < max_attempts {
                         let delay = self.retry.backoff(attempt);
                         tracing::info!(attempt, delay_ms = delay.as_millis() as u64, error = %error, "retrying the token request");
                         tokio::time::sleep(delay).await;
