@@ -41,3 +41,8 @@ source "$state_dir/env"
 cargo test --workspace --all-targets "$@" -- --include-ignored --skip sparse_image_over_4_gib_round_trip
 cargo test --workspace --doc "$@"
 cargo test --release -p brightbox-ftp --test slow "$@" -- --include-ignored
+# Each fuzz target runs for FUZZ_SECONDS (20 s by default) after a build with its own flags,
+# which takes several minutes on a cold target folder. BRIGHTBOX_SKIP_FUZZ=1 skips this step.
+if [ "${BRIGHTBOX_SKIP_FUZZ:-0}" != 1 ]; then
+  bash scripts/fuzz.sh
+fi
