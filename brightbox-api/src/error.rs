@@ -238,8 +238,9 @@ fn transport_kind(error: &reqwest::Error) -> &'static str {
 impl Error {
     /// Returns whether repeating the same request later can succeed.
     ///
-    /// True for HTTP 429, 502, 503 and 504, and for connection failures and timeouts. Idempotent requests are
-    /// already retried by the client (see [`RetryConfig`](crate::RetryConfig)) before such an error is returned.
+    /// True for HTTP 429, 502, 503 and 504, and for transport failures: a connection that failed, timed out or
+    /// closed before the whole reply arrived. Idempotent requests are already retried by the client (see
+    /// [`RetryConfig`](crate::RetryConfig)) before such an error is returned.
     ///
     /// For a `POST`, only a 429 and a connection that never opened count: after a timeout or a 5xx the server
     /// may have created the image or server, so list the resources before sending the request again.
@@ -250,7 +251,9 @@ impl Error {
             Error::Transport { method, source, .. } if *method == Method::POST => {
                 source.is_connect()
             }
-            Error::Transport { source, .. } => source.is_connect() || source.is_timeout(),
+            // GET, PUT and DELETE can be sent again safely, including after a reply that was cut off on a
+            // reused connection, as when a server restarts between two calls.
+            Error::Transport { source, .. } => !source.is_builder() && !source.is_redirect(),
             other => other.api_error().is_some_and(|api| {
                 if api.method == Method::POST {
                     // 429 rejects the request before any work; a 5xx may come

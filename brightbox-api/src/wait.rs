@@ -157,7 +157,23 @@ where
 
     loop {
         poll += 1;
-        let current = fetch().await?;
+        let current = match fetch().await {
+            Ok(current) => current,
+            // Each poll already retries inside the client; a failure that is still retryable (the API
+            // restarting, a burst of 503s) does not end a wait that has time left.
+            Err(error) if error.is_retryable() => {
+                let now = Instant::now();
+                if deadline.is_some_and(|deadline| now >= deadline) {
+                    return Err(error);
+                }
+                tracing::warn!(target, poll, error = %error, "status poll failed; polling again");
+                let pause = deadline.map_or(interval, |deadline| interval.min(deadline - now));
+                tokio::time::sleep(pause).await;
+                interval = interval.saturating_mul(2).min(max_interval);
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
         on_poll(&WaitProgress {
             current: &current,
             poll,

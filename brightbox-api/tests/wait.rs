@@ -399,3 +399,49 @@ async fn wait_for_deleted_status_after_destroy() {
     assert_eq!(image.status, ImageStatus::Deleted);
     assert_eq!(count_requests(&server, "GET", IMAGE_PATH).await, 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn wait_rides_out_api_outage() {
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    // Ten 503s outlast the client's four attempts per poll, so the waiter itself must poll again.
+    Mock::given(method("GET"))
+        .and(path(IMAGE_PATH))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(10)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    mount_status(&server, "available", None, 2).await;
+    mount_catch_all(&server).await;
+
+    let image = client(&server)
+        .images()
+        .wait_until_available(&image_id(), &options())
+        .await
+        .expect("the wait outlasts the outage");
+
+    assert_eq!(image.status, ImageStatus::Available);
+    assert_eq!(count_requests(&server, "GET", IMAGE_PATH).await, 11);
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_outage_past_deadline_fails() {
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    Mock::given(method("GET"))
+        .and(path(IMAGE_PATH))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    mount_catch_all(&server).await;
+
+    let error = client(&server)
+        .images()
+        .wait_until_available(&image_id(), &options().timeout(Duration::from_secs(60)))
+        .await
+        .expect_err("the API never recovers");
+
+    assert!(error.is_retryable(), "expected the last 503, got {error:?}");
+    assert_eq!(error.api_error().map(|api| api.status), Some(503));
+}
