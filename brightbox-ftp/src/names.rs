@@ -15,6 +15,26 @@ const ALLOWED_NAMES: &str = "use only letters, digits and `-_+.~^`, as in `debia
 /// Allowed are ASCII letters, digits and `-_+.~^`, up to 255 bytes minus the length the
 /// temporary upload name adds. `/`, `..` and control characters are rejected.
 pub fn validate_remote_name(name: &str) -> Result<(), FtpError> {
+    validate_name(name, MAX_NAME_BYTES - temporary_overhead())
+}
+
+/// Checks a caller-chosen temporary upload name: the characters of [`validate_remote_name`], up
+/// to 255 bytes, and not equal to `final_name`.
+pub(crate) fn validate_temporary_name(name: &str, final_name: &str) -> Result<(), FtpError> {
+    validate_name(name, MAX_NAME_BYTES)?;
+    if name == final_name {
+        return Err(FtpError::InvalidRemoteName {
+            name: name.to_owned(),
+            reason: "the temporary name equals the remote name, so a failed upload would leave \
+                     a partial file under the final name; choose another temporary name"
+                .to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks the characters and the length of a remote file name against `max` bytes.
+fn validate_name(name: &str, max: usize) -> Result<(), FtpError> {
     let invalid = |reason: String| FtpError::InvalidRemoteName {
         name: name.to_owned(),
         reason,
@@ -44,7 +64,6 @@ pub fn validate_remote_name(name: &str) -> Result<(), FtpError> {
             "the name contains {bad:?}; {ALLOWED_NAMES}"
         )));
     }
-    let max = MAX_NAME_BYTES - temporary_overhead();
     if name.len() > max {
         return Err(invalid(format!(
             "the name is {} bytes long; use at most {max} bytes",
@@ -116,6 +135,32 @@ mod tests {
         let too_long = format!("{longest}a");
         assert!(matches!(
             validate_remote_name(&too_long),
+            Err(FtpError::InvalidRemoteName { .. })
+        ));
+    }
+
+    #[test]
+    fn temporary_name_rules() {
+        assert!(validate_temporary_name(".disk.img.0123abcd.part", "disk.img").is_ok());
+        assert!(validate_temporary_name(&"a".repeat(MAX_NAME_BYTES), "disk.img").is_ok());
+        let cases = [
+            ("disk.img", "equals the remote name"),
+            (".disk img.part", "contains ' '"),
+            ("..disk.img", "contains `..`"),
+            ("in/disk.img", "contains `/`"),
+            ("", "empty"),
+        ];
+        for (name, expected) in cases {
+            match validate_temporary_name(name, "disk.img") {
+                Err(FtpError::InvalidRemoteName { reason, .. }) => {
+                    assert!(reason.contains(expected), "{name:?}: {reason}");
+                }
+                other => panic!("{name:?}: expected InvalidRemoteName, got {other:?}"),
+            }
+        }
+        let too_long = "a".repeat(MAX_NAME_BYTES + 1);
+        assert!(matches!(
+            validate_temporary_name(&too_long, "disk.img"),
             Err(FtpError::InvalidRemoteName { .. })
         ));
     }

@@ -16,6 +16,7 @@ pub struct UploadOptions {
     pub(crate) progress: Option<ProgressSink>,
     pub(crate) retries: u32,
     pub(crate) gzip: bool,
+    pub(crate) temporary_name: Option<String>,
 }
 
 impl UploadOptions {
@@ -74,6 +75,18 @@ impl UploadOptions {
     /// each retry starts again from byte 0.
     pub fn gzip(mut self, yes: bool) -> Self {
         self.gzip = yes;
+        self
+    }
+
+    /// Sets the file name, in the same remote directory, that the upload is written to before
+    /// the rename (default `.<remote_name>.part`).
+    ///
+    /// [`UploadOptions::resume`] continues the file of this name, so a caller that resumes
+    /// across processes can put an identity of the source into the name, and a partial file of
+    /// other data is then never continued. The name follows the rules of the remote name, may
+    /// be up to 255 bytes long and must differ from the remote name.
+    pub fn temporary_name(mut self, name: impl Into<String>) -> Self {
+        self.temporary_name = Some(name.into());
         self
     }
 }

@@ -12,7 +12,9 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::client::{CHUNK_SIZE, FtpsClient, Transfer};
 use crate::error::{Channel, FtpError};
-use crate::names::{join_remote, temporary_name, validate_remote_dir, validate_remote_name};
+use crate::names::{
+    join_remote, temporary_name, validate_remote_dir, validate_remote_name, validate_temporary_name,
+};
 use crate::options::UploadOptions;
 use crate::progress::{ProgressSink, Reporter};
 use crate::transfer::{DataCommand, backoff_delay};
@@ -116,7 +118,8 @@ impl FtpsClient {
     /// Uploads `local` to `remote_dir/remote_name` with `options`.
     ///
     /// The file is streamed from disk in 1 MiB chunks, so memory use does not grow with the
-    /// file, to the temporary name `remote_dir/.remote_name.part`. The SHA-256 of the whole
+    /// file, to the temporary name `remote_dir/.remote_name.part` (or
+    /// [`UploadOptions::temporary_name`]). The SHA-256 of the whole
     /// file is computed on the way. After the server confirms the transfer (`226`) and reports
     /// a size equal to the local length, the temporary file is renamed to `remote_name`,
     /// replacing any file of that name. A failed upload never leaves a file under
@@ -172,7 +175,7 @@ impl FtpsClient {
         options: &UploadOptions,
     ) -> Result<Upload, FtpError> {
         check_gzip_options(options)?;
-        let target = prepare_target(remote_dir, remote_name)?;
+        let target = prepare_target(remote_dir, remote_name, options.temporary_name.as_deref())?;
         let span = info_span!(
             "ftps_upload",
             host = %self.context.host,
@@ -209,7 +212,7 @@ impl FtpsClient {
         legacy: LegacyProgress<'_>,
     ) -> Result<Upload, FtpError> {
         check_gzip_options(options)?;
-        let target = prepare_target(remote_dir, remote_name)?;
+        let target = prepare_target(remote_dir, remote_name, options.temporary_name.as_deref())?;
         let span = info_span!(
             "ftps_upload",
             host = %self.context.host,
@@ -785,12 +788,23 @@ async fn skip_prefix<R: AsyncRead + Unpin>(
     Ok(done)
 }
 
-fn prepare_target(remote_dir: &str, remote_name: &str) -> Result<Target, FtpError> {
+fn prepare_target(
+    remote_dir: &str,
+    remote_name: &str,
+    custom_temporary: Option<&str>,
+) -> Result<Target, FtpError> {
     validate_remote_name(remote_name)?;
     validate_remote_dir(remote_dir)?;
+    let temporary = match custom_temporary {
+        Some(name) => {
+            validate_temporary_name(name, remote_name)?;
+            name.to_owned()
+        }
+        None => temporary_name(remote_name),
+    };
     Ok(Target {
         final_path: join_remote(remote_dir, remote_name),
-        temporary_path: join_remote(remote_dir, &temporary_name(remote_name)),
+        temporary_path: join_remote(remote_dir, &temporary),
     })
 }
 

@@ -2,8 +2,9 @@
 //! naming the partial file and the operating system's error, for one connection and for
 //! segments.
 //!
-//! The tests mount a 2 MiB tmpfs, which needs root, so they are ignored by default;
-//! scripts/test.sh runs them with `--include-ignored`.
+//! The tests mount a 2 MiB tmpfs, which needs root (or `sudo` without a password, as
+//! scripts/test.sh already needs for apt), so they are ignored by default; scripts/test.sh runs
+//! them with `--include-ignored`.
 
 mod common;
 
@@ -21,14 +22,15 @@ struct SmallDisk {
 impl SmallDisk {
     fn mount() -> SmallDisk {
         let dir = tempfile::tempdir().expect("mount point");
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        // mode=1777 lets a test that is not root write to the file system that sudo mounted.
+        let status = privileged("mount")
+            .args(["-t", "tmpfs", "-o", "size=2m,mode=1777", "tmpfs"])
             .arg(dir.path())
             .status()
             .expect("run mount");
         assert!(
             status.success(),
-            "mounting a tmpfs failed ({status}); run this test as root"
+            "mounting a tmpfs failed ({status}); run this test as root or with passwordless sudo"
         );
         SmallDisk { dir }
     }
@@ -40,7 +42,22 @@ impl SmallDisk {
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
+        let _ = privileged("umount").arg(self.dir.path()).status();
+    }
+}
+
+/// Returns a command that runs `program` as root: directly when this process is root, else through `sudo -n`.
+fn privileged(program: &str) -> Command {
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| output.stdout.trim_ascii() == b"0");
+    if is_root {
+        Command::new(program)
+    } else {
+        let mut command = Command::new("sudo");
+        command.args(["-n", program]);
+        command
     }
 }
 

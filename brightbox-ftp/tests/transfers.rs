@@ -616,3 +616,63 @@ async fn mkdir_rename_modified_delete() {
         .expect_err("rename of a missing file");
     assert!(matches!(error, FtpError::NotFound { .. }), "{error:?}");
 }
+
+#[tokio::test]
+async fn upload_resumes_custom_temporary_name() {
+    let server = TestServer::start().await;
+    let local_dir = tempfile::tempdir().expect("local dir");
+    let (local, local_sha) = random_file(local_dir.path(), "disk.img", TWO_MIB);
+    let prefix = 1_000_000_usize;
+    let bytes = std::fs::read(&local).expect("read local");
+    std::fs::write(
+        server.path("incoming/.disk.img.0123abcd.part"),
+        &bytes[..prefix],
+    )
+    .expect("seed partial upload");
+    // The default temporary name contains other data and must be neither continued nor touched.
+    std::fs::write(server.path("incoming/.disk.img.part"), b"other data").expect("seed other");
+
+    let mut client = FtpsClient::connect(&server.config())
+        .await
+        .expect("connect");
+    let options = UploadOptions::default()
+        .temporary_name(".disk.img.0123abcd.part")
+        .resume(true);
+    let upload = client
+        .upload_file_with(&local, "incoming", "disk.img", &options)
+        .await
+        .expect("resumed upload");
+
+    assert_eq!(upload.resumed_from, prefix as u64);
+    assert_eq!(upload.sha256, local_sha, "hash covers the resumed prefix");
+    assert_eq!(sha256_file(&server.path("incoming/disk.img")), local_sha);
+    assert_eq!(
+        local_names(&server.path("incoming")),
+        vec![".disk.img.part", "disk.img"]
+    );
+}
+
+#[tokio::test]
+async fn temporary_name_equal_to_final_is_rejected() {
+    let server = TestServer::start().await;
+    let local_dir = tempfile::tempdir().expect("local dir");
+    let (local, _) = random_file(local_dir.path(), "disk.img", 1000);
+    let mut client = FtpsClient::connect(&server.config())
+        .await
+        .expect("connect");
+
+    let options = UploadOptions::default().temporary_name("disk.img");
+    let error = client
+        .upload_file_with(&local, "incoming", "disk.img", &options)
+        .await
+        .expect_err("a temporary name equal to the final name");
+
+    match error {
+        FtpError::InvalidRemoteName { name, reason } => {
+            assert_eq!(name, "disk.img");
+            assert!(reason.contains("equals the remote name"), "{reason}");
+        }
+        other => panic!("expected InvalidRemoteName, got {other:?}"),
+    }
+    assert!(local_names(&server.path("incoming")).is_empty());
+}

@@ -10,12 +10,15 @@ use crate::transport::{INCOMING_DIR, Transport, TransportError};
 const PART_SUFFIX: &str = ".part";
 
 impl Library {
-    /// Deletes the temporary upload files (`.<name>.part`) from `incoming/`
-    /// and returns their names.
+    /// Deletes the temporary upload files (`.<name>.<fingerprint>.part`, and
+    /// `.<name>.part` of earlier versions) from `incoming/` and returns their
+    /// names.
     ///
-    /// An upload that was interrupted, for example because its future was
-    /// dropped, leaves such a file; the next upload of the same name starts
-    /// from byte zero anyway. Files under any other name are left alone.
+    /// An upload that failed with a retryable error or was interrupted, for
+    /// example because its future was dropped, leaves such a file, and the
+    /// next upload of the same unchanged file continues it. Cleaning
+    /// `incoming/` gives up that head start. Files under any other name are
+    /// left alone.
     ///
     /// Do not run this while an upload into the same account is in
     /// progress: its temporary file would be deleted and the upload would
@@ -82,6 +85,7 @@ mod tests {
     #[test]
     fn temporary_upload_names() {
         assert!(is_temporary_upload(".disk.img.part"));
+        assert!(is_temporary_upload(".disk.img.0123456789abcdef.part"));
         assert!(!is_temporary_upload("disk.img"));
         assert!(!is_temporary_upload("disk.img.part"));
         assert!(!is_temporary_upload(".part"));

@@ -21,6 +21,16 @@ pub enum JobEvent {
         /// Disk size the image describes, in bytes, where the format shows it.
         virtual_size: Option<u64>,
     },
+    /// An image that an earlier run registered from the same, unchanged
+    /// file was found, so nothing is uploaded or registered. Waiting and
+    /// done events for that image follow. See
+    /// [`ImageSpec::reuse_existing`](crate::ImageSpec::reuse_existing).
+    Reused {
+        /// Id of the existing image.
+        image_id: ImageId,
+        /// Status of the image when it was found: `creating` or `available`.
+        status: ImageStatus,
+    },
     /// Bytes are being sent. Sent at most once per upload chunk.
     Uploading {
         /// Bytes sent so far.

@@ -94,12 +94,14 @@
 //! # Cancellation
 //!
 //! Every workflow stops where it is when its future is dropped, for example
-//! by `tokio::time::timeout` or `JoinHandle::abort`. Files are written under
-//! a temporary name (`.<name>.part`) and renamed only after the size check,
-//! so a dropped upload never leaves a file under its final name in
-//! `incoming/`, and a dropped download never leaves one at the destination.
-//! The temporary files may remain: [`Library::clean_incoming`] removes those
-//! of FTPS uploads, and the next download to the same path resumes its own.
+//! by `tokio::time::timeout` or `JoinHandle::abort`. FTPS uploads write to
+//! `.<name>.<fingerprint>.part` and downloads to `.<name>.part`, and each
+//! file is renamed only after the size check. So a dropped upload never
+//! leaves a file under its final name in `incoming/`, and a dropped download
+//! never leaves one at the destination. The
+//! temporary files remain on purpose: the next FTPS upload of the same
+//! unchanged file resumes its own, and so does the next download to the same
+//! path. [`Library::clean_incoming`] removes those of FTPS uploads.
 //! A dropped workflow may also leave an image or server that the API already
 //! created; list them to find it.
 //!
@@ -130,6 +132,7 @@ mod events;
 mod library;
 mod lifecycle;
 mod orbit;
+mod partial_upload;
 mod preflight;
 mod server;
 mod snapshot;
@@ -145,6 +148,7 @@ pub use orbit::{
     DEFAULT_STAGING_CONTAINER, OrbitTransport, TEMP_URL_MARGIN, TEMP_URL_MAX_LIFETIME,
     TEMP_URL_MIN_FETCH_RATE, temp_url_lifetime,
 };
+pub use partial_upload::upload_temporary_name;
 pub use preflight::{Preflight, preflight};
 pub use server::ServerSpec;
 pub use snapshot::SnapshotOptions;

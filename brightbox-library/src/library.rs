@@ -1,5 +1,7 @@
 //! The [`Library`] client and its `upload_and_register` workflow.
 
+mod reuse;
+
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use crate::spec::ImageSpec;
 use crate::transport::{
     FtpsTransport, ProgressFn, Transport, TransportError, UploadedFile, url_without_query,
 };
+use reuse::{ReuseQuery, last_change};
 
 /// Entry point to the image library workflows.
 ///
@@ -179,6 +182,11 @@ impl Library {
     /// registers the file by name with `POST /1.0/images` and polls until
     /// the image is `available`.
     ///
+    /// Unless [`ImageSpec::reuse_existing`] is off, the workflow first looks
+    /// for an image that an earlier run registered from the same, unchanged
+    /// file, for example one whose wait failed. When it finds one, it skips
+    /// the upload and the registration and waits for that image instead.
+    ///
     /// Dropping the returned future stops the workflow where it is. A
     /// temporary file may then remain in `incoming/`, but never a file under
     /// the final name that was not verified.
@@ -187,7 +195,9 @@ impl Library {
     ///
     /// Returns a [`LibraryError`] naming the failed step. Only
     /// [`LibraryError::Wait`] leaves a registered image behind; its id is in
-    /// [`LibraryError::registered_image`].
+    /// [`LibraryError::registered_image`]. The look-up of an earlier image
+    /// fails with [`LibraryError::ListImages`] when the image list cannot be
+    /// fetched.
     pub async fn upload_and_register(
         &self,
         path: impl AsRef<Path>,
@@ -256,6 +266,16 @@ impl Library {
             virtual_size: checked.virtual_size,
         });
 
+        if spec.reuse_existing
+            && let Some(image) = self.find_reusable(path, spec, &remote_name).await?
+        {
+            events.emit(JobEvent::Reused {
+                image_id: image.id.clone(),
+                status: image.status.clone(),
+            });
+            return self.finish_reused(image, spec, &events).await;
+        }
+
         let progress = events.upload_progress(checked.bytes);
         let uploaded = self.upload(path, &remote_name, Some(&progress)).await?;
         tracing::info!(remote_path = %uploaded.remote_path, bytes = uploaded.bytes, "upload verified");
@@ -280,6 +300,21 @@ impl Library {
         }
         tracing::info!(image_id = %image.id, "image registered, waiting until available");
 
+        let image = self.wait_available(&image.id, spec, &events).await?;
+        self.remove_staged(&uploaded).await;
+        events.emit(JobEvent::Done {
+            image_id: image.id.clone(),
+        });
+        Ok(image)
+    }
+
+    /// Polls the image until it is available, reporting each poll.
+    async fn wait_available(
+        &self,
+        image_id: &ImageId,
+        spec: &ImageSpec,
+        events: &Events<'_>,
+    ) -> Result<Image, LibraryError> {
         let wait = self.wait_options(spec.wait_timeout);
         let on_poll = |poll: &WaitProgress<'_, Image>| {
             events.emit(JobEvent::Waiting {
@@ -292,14 +327,101 @@ impl Library {
             .inner
             .api
             .images()
-            .wait_until_available_with_progress(&image.id, &wait, on_poll)
+            .wait_until_available_with_progress(image_id, &wait, on_poll)
             .await
             .map_err(|source| LibraryError::Wait {
-                image_id: image.id.clone(),
+                image_id: image_id.clone(),
                 source,
             })?;
         tracing::info!(image_id = %image.id, "image available");
-        self.remove_staged(&uploaded).await;
+        Ok(image)
+    }
+
+    /// Returns the image that an earlier run registered from the unchanged
+    /// file at `path`, as [`ImageSpec::reuse_existing`] defines the match,
+    /// or `None` when there is none.
+    ///
+    /// The look-up is skipped when the file's change time is unknown, or
+    /// when the client sees several accounts and none was configured,
+    /// because the account's own images then cannot be distinguished from
+    /// other accounts' public images.
+    async fn find_reusable(
+        &self,
+        path: &Path,
+        spec: &ImageSpec,
+        remote_name: &str,
+    ) -> Result<Option<Image>, LibraryError> {
+        let Some(changed_at) = last_change(path).await else {
+            tracing::warn!(
+                path = %path.display(),
+                "the file's modification time is unknown; uploading without looking for an earlier image"
+            );
+            return Ok(None);
+        };
+        let account = match self.account_id().await {
+            Ok(account) => account,
+            Err(error @ (LibraryError::AmbiguousAccount { .. } | LibraryError::NoAccount)) => {
+                tracing::warn!(
+                    %error,
+                    "cannot distinguish the account's images; uploading without looking for an earlier image (set the account id to enable the look-up)"
+                );
+                return Ok(None);
+            }
+            Err(error) => return Err(error),
+        };
+        let images = self
+            .inner
+            .api
+            .images()
+            .list()
+            .await
+            .map_err(LibraryError::ListImages)?;
+
+        let query = ReuseQuery {
+            spec,
+            account: &account,
+            remote_name,
+            changed_at,
+        };
+        let mut found = query.matches(images).into_iter();
+        let Some(newest) = found.next() else {
+            tracing::debug!(%remote_name, %changed_at, "no earlier image of this file");
+            return Ok(None);
+        };
+        let others: Vec<String> = found.map(|image| image.id.to_string()).collect();
+        if !others.is_empty() {
+            tracing::warn!(
+                image_id = %newest.id,
+                other_ids = ?others,
+                "several images match the unchanged file; reusing the newest"
+            );
+        }
+        tracing::info!(
+            image_id = %newest.id,
+            status = %newest.status,
+            %remote_name,
+            %changed_at,
+            "reusing the image an earlier run registered from this unchanged file; nothing is uploaded"
+        );
+        Ok(Some(newest))
+    }
+
+    /// Completes the workflow with a reused image: waits for it unless the
+    /// spec says not to.
+    // NOTE: the staged copy of the earlier run is not removed here, even
+    // when the transport removes staged copies after registration, because
+    // the transport's copy under this name may belong to another job.
+    async fn finish_reused(
+        &self,
+        image: Image,
+        spec: &ImageSpec,
+        events: &Events<'_>,
+    ) -> Result<Image, LibraryError> {
+        let image = if spec.wait && image.status != ImageStatus::Available {
+            self.wait_available(&image.id, spec, events).await?
+        } else {
+            image
+        };
         events.emit(JobEvent::Done {
             image_id: image.id.clone(),
         });

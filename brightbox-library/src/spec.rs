@@ -35,6 +35,10 @@ pub struct ImageSpec {
     /// Maximum time to wait for the image, replacing the timeout of the
     /// library's [`WaitOptions`](brightbox_api::WaitOptions).
     pub wait_timeout: Option<Duration>,
+    /// Whether `upload_and_register` returns an image that an earlier run
+    /// registered from the same, unchanged file instead of uploading it
+    /// again. On by default; see [`ImageSpec::reuse_existing`].
+    pub reuse_existing: bool,
 }
 
 impl ImageSpec {
@@ -51,6 +55,7 @@ impl ImageSpec {
             remote_name: None,
             wait: true,
             wait_timeout: None,
+            reuse_existing: true,
         }
     }
 
@@ -99,6 +104,51 @@ impl ImageSpec {
     /// Sets the file name used on the server instead of the local file's name.
     pub fn remote_name(mut self, name: impl Into<String>) -> Self {
         self.remote_name = Some(name.into());
+        self
+    }
+
+    /// Sets whether `upload_and_register` reuses an image that an earlier
+    /// run registered from the same, unchanged file. On by default.
+    ///
+    /// Before uploading, the workflow lists the images and reuses one only
+    /// when all of these hold:
+    ///
+    /// - it belongs to the library's account and is not an official image;
+    /// - it has this spec's name and arch;
+    /// - its status is `creating` or `available`, so `failed`, `deprecated`,
+    ///   `deleting` and `deleted` images never match;
+    /// - its `source` names the same remote file: the remote name itself for
+    ///   an FTPS upload, or a URL whose last path segment is the remote name
+    ///   for an `http_url` registration. The query (a temp URL signature)
+    ///   is ignored, and so are the rest of the URL path and the route the
+    ///   current transport would take, because the transport picks its URL
+    ///   only while uploading;
+    /// - its `created_at` is at or after the time the local file last
+    ///   changed: its modification time and, on Unix, its status change
+    ///   time (ctime), whichever is later.
+    ///
+    /// The image record carries no checksum, so the file's content cannot
+    /// be compared with the server's copy. The change time replaces that
+    /// comparison: an edited, rewritten or touched file is newer than the image and
+    /// is uploaded again. The ctime also catches a file replaced by a copy
+    /// that kept an older modification time, such as `cp -p` or `rsync -t`
+    /// produce. Description, username and the other optional fields are
+    /// not compared, and a reused image keeps its own.
+    ///
+    /// When several images match, the newest is reused and a warning names
+    /// the others. A reused image that is `creating` is waited for as a new
+    /// one would be, unless [`ImageSpec::wait`] is false.
+    ///
+    /// Limits: the API reports `created_at` in whole seconds, so a file
+    /// changed in the same second as the image was registered does not
+    /// match, and that run registers a second image. The change time comes
+    /// from the local clock and `created_at` from the API's clock, so when
+    /// the local clock runs behind the API's, a file changed within that
+    /// difference after a registration can match an image of its old
+    /// content. Two runs that start together both miss each other's image.
+    /// Set this to false to always upload and register.
+    pub fn reuse_existing(mut self, reuse: bool) -> Self {
+        self.reuse_existing = reuse;
         self
     }
 }

@@ -13,6 +13,8 @@ use brightbox_ftp::{
 };
 use tokio::sync::watch;
 
+use crate::partial_upload::{source_fingerprint, stale_partials, temporary_name};
+
 /// Callback that receives the number of bytes sent so far.
 pub type ProgressFn<'a> = dyn Fn(u64) + Send + Sync + 'a;
 
@@ -154,6 +156,12 @@ pub struct UploadedFile {
     pub remote_path: String,
     /// Number of bytes transferred and confirmed on the server.
     pub bytes: u64,
+    /// Bytes of a partial upload left by an earlier attempt or run that were kept, not sent
+    /// again.
+    pub resumed_from: u64,
+    /// SHA-256 of the whole local file as lowercase hex, a kept prefix included, when the
+    /// transport computed it.
+    pub sha256: Option<String>,
     /// URL the service downloads the image from. When set, the image is
     /// registered with `http_url` instead of `source`. Temp URLs carry a
     /// signature, so `Debug` shows this URL without its query.
@@ -167,8 +175,22 @@ impl UploadedFile {
             source: source.into(),
             remote_path: remote_path.into(),
             bytes,
+            resumed_from: 0,
+            sha256: None,
             http_url: None,
         }
+    }
+
+    /// Records the number of bytes an earlier attempt had stored and this upload kept.
+    pub fn with_resumed_from(mut self, bytes: u64) -> Self {
+        self.resumed_from = bytes;
+        self
+    }
+
+    /// Records the SHA-256 of the whole local file as lowercase hex.
+    pub fn with_sha256(mut self, sha256: impl Into<String>) -> Self {
+        self.sha256 = Some(sha256.into());
+        self
     }
 
     /// Registers the upload by `url` (usually a temp URL) instead of by name.
@@ -184,6 +206,8 @@ impl fmt::Debug for UploadedFile {
             .field("source", &self.source)
             .field("remote_path", &self.remote_path)
             .field("bytes", &self.bytes)
+            .field("resumed_from", &self.resumed_from)
+            .field("sha256", &self.sha256)
             .field("http_url", &self.http_url.as_ref().map(url_without_query))
             .finish()
     }
@@ -270,10 +294,27 @@ pub const INCOMING_DIR: &str = "incoming";
 /// serve several at once. A retryable failure (a dropped connection, a
 /// stall, FTP replies 421, 425 or 426) reconnects and resumes from the bytes
 /// already stored, up to [`FtpsTransport::DEFAULT_RETRIES`] times unless set
-/// otherwise. A partial file from an earlier, separate run is never resumed:
-/// its origin is unknown, so the upload starts again from byte zero.
-/// Downloads retry the same way, and with `resume` they continue a local
-/// partial file from an earlier run.
+/// otherwise. Downloads retry the same way, and with `resume` they continue a
+/// local partial file from an earlier run.
+///
+/// # Resuming uploads across runs
+///
+/// An upload writes to `incoming/.<name>.<fingerprint>.part` (see
+/// [`upload_temporary_name`](crate::upload_temporary_name)), where the
+/// fingerprint identifies the local file by its length, modification time
+/// and first and last MiB. When the upload fails with a retryable error, or
+/// its future is dropped, that file stays on the server, and the next upload
+/// of the same unchanged file under the same name continues it from its
+/// size. The returned SHA-256 still covers the whole file, because the FTP
+/// client hashes the kept prefix from the local file. After a non-retryable
+/// failure the transport deletes the partial file. Before it uploads, the
+/// transport deletes the partial files of the same name with another
+/// fingerprint, and the unfingerprinted `.<name>.part` of earlier versions,
+/// so a different file never continues them. A partial file longer than the
+/// local file is overwritten from byte 0.
+///
+/// NOTE: two processes that upload different files under one name at the
+/// same time delete each other's partial files, and the later rename wins.
 #[derive(Clone)]
 pub struct FtpsTransport {
     config: Arc<FtpsConfig>,
@@ -362,14 +403,23 @@ impl Transport for FtpsTransport {
         remote_name: &str,
         progress: Option<&ProgressFn<'_>>,
     ) -> Result<UploadedFile, TransportError> {
+        // Checked before the name reaches LIST and DELE of stale partial files.
+        brightbox_ftp::validate_remote_name(remote_name)?;
+        let fingerprint = source_fingerprint(local, remote_name).await?;
+        let temporary = temporary_name(remote_name, &fingerprint);
         let (sink, sent) = ProgressSink::watch();
         let mut attempt = 0_u32;
         let upload = loop {
             let mut client = self.connect().await?;
-            // A later pass continues the temporary file that this call wrote.
+            if attempt == 0 {
+                remove_stale_partials(&mut client, remote_name, &temporary).await;
+            }
+            // Every pass continues the temporary file of this source, when there is one.
             let options = UploadOptions::default()
+                .temporary_name(&temporary)
+                .resume(true)
+                .keep_partial_on_error(true)
                 .retries(self.retries)
-                .resume(attempt > 0)
                 .progress(sink.clone());
             let upload = client.upload_file_with(local, INCOMING_DIR, remote_name, &options);
             match forward_progress(upload, sent.clone(), progress).await {
@@ -388,6 +438,11 @@ impl Transport for FtpsTransport {
                     tokio::time::sleep(delay).await;
                 }
                 Err(error) => {
+                    // A retryable failure, a cut handshake included, leaves a partial file
+                    // that the next run continues.
+                    if !connect_retryable(&error) {
+                        discard_partial(&mut client, &temporary, &error).await;
+                    }
                     let _ = client.quit().await;
                     return Err(error.into());
                 }
@@ -396,11 +451,11 @@ impl Transport for FtpsTransport {
         if let Some(progress) = progress {
             progress(upload.bytes);
         }
-        Ok(UploadedFile::new(
-            remote_name,
-            upload.remote_path,
-            upload.bytes,
-        ))
+        Ok(
+            UploadedFile::new(remote_name, upload.remote_path, upload.bytes)
+                .with_resumed_from(upload.resumed_from)
+                .with_sha256(upload.sha256),
+        )
     }
 
     async fn download(
@@ -440,6 +495,50 @@ impl Transport for FtpsTransport {
         let result = client.delete(remote_path).await;
         close(client, result.is_ok()).await;
         Ok(result?)
+    }
+}
+
+/// Deletes the partial uploads of `remote_name` in `incoming/` other than `own`.
+///
+/// A failure is logged and the upload goes on, because a stale partial file only costs space
+/// until [`crate::Library::clean_incoming`] runs.
+async fn remove_stale_partials(client: &mut FtpsClient, remote_name: &str, own: &str) {
+    let entries = match client.list(INCOMING_DIR).await {
+        Ok(entries) => entries,
+        Err(error) => {
+            tracing::warn!(%error, "listing incoming/ for stale partial uploads failed; uploading anyway");
+            return;
+        }
+    };
+    let names = entries
+        .iter()
+        .filter(|entry| entry.kind == EntryKind::File)
+        .map(|entry| entry.name.as_str());
+    for name in stale_partials(names, remote_name, own) {
+        let path = format!("{INCOMING_DIR}/{name}");
+        match client.delete(&path).await {
+            Ok(()) => {
+                tracing::info!(remote_path = %path, "deleted a partial upload of another source file with the same name");
+            }
+            Err(error) => {
+                tracing::warn!(%error, remote_path = %path, "deleting a stale partial upload failed");
+            }
+        }
+    }
+}
+
+/// Deletes the partial upload `incoming/<temporary>` after a failure that a re-run cannot
+/// resume from, such as a local file that changed during the upload.
+async fn discard_partial(client: &mut FtpsClient, temporary: &str, cause: &FtpError) {
+    let path = format!("{INCOMING_DIR}/{temporary}");
+    match client.delete(&path).await {
+        Ok(()) => {
+            tracing::info!(remote_path = %path, error = %cause, "deleted the partial upload after a failure that cannot be resumed");
+        }
+        Err(FtpError::NotFound { .. }) => {}
+        Err(error) => {
+            tracing::debug!(%error, remote_path = %path, "deleting the partial upload failed");
+        }
     }
 }
 

@@ -66,11 +66,14 @@ async fn aborted_upload_leaves_no_final_file() {
 
     let incoming = dir_entries(&emulator.incoming_dir());
     assert!(!incoming.contains(&"large.img".to_owned()), "{incoming:?}");
-    assert_eq!(incoming, vec![".large.img.part".to_owned()]);
+    let partial = brightbox_library::upload_temporary_name(&path, "large.img")
+        .await
+        .expect("temporary name");
+    assert_eq!(incoming, vec![partial.clone()]);
     assert_eq!(own_image_count(&emulator).await, 0);
 
     let removed = library.clean_incoming().await.expect("clean incoming");
-    assert_eq!(removed, vec![".large.img.part".to_owned()]);
+    assert_eq!(removed, vec![partial]);
     assert!(dir_entries(&emulator.incoming_dir()).is_empty());
 
     emulator.shutdown().await;
