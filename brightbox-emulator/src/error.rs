@@ -28,6 +28,56 @@ pub enum EmulatorError {
         path: PathBuf,
     },
 
+    /// The state folder is inside the storage folder, which FTP clients can read.
+    #[error(
+        "the state folder {state} is inside the storage folder {storage}, where FTP clients could download the credentials: choose a state folder outside it"
+    )]
+    StateInsideStorage {
+        /// The state folder, made absolute.
+        state: PathBuf,
+        /// The storage folder, made absolute.
+        storage: PathBuf,
+    },
+
+    /// A state folder was set without a storage folder.
+    #[error(
+        "the state folder {state} needs a storage folder too, because a temporary storage folder loses the image files the state lists: set the storage folder"
+    )]
+    StateWithoutStorage {
+        /// The state folder given.
+        state: PathBuf,
+    },
+
+    /// The state path exists but is not a folder.
+    #[error("the state path {path} exists but is not a folder: pass a folder path or a new path")]
+    StateNotADirectory {
+        /// The path given as the state folder.
+        path: PathBuf,
+    },
+
+    /// A file or folder of the state folder could not be created, read or written.
+    #[error(
+        "failed to read or write {path} in the state folder: check that the folder exists and is writable"
+    )]
+    StateFile {
+        /// The file or folder involved.
+        path: PathBuf,
+        /// The I/O error from the file system.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file in the state folder does not have the expected content.
+    #[error(
+        "the state file {path} is invalid ({reason}): restore it, or remove the state folder to start with new credentials and no user images"
+    )]
+    StateInvalid {
+        /// The file that failed to load.
+        path: PathBuf,
+        /// What is wrong, with the JSON path where it applies.
+        reason: String,
+    },
+
     /// A temporary folder (for the storage, the server disks or the TLS files) could not be created.
     #[error("failed to create a temporary folder: check the TMPDIR environment variable")]
     TempDir {

@@ -32,6 +32,11 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 const AUTO_PORT_ATTEMPTS: usize = 5;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
+/// Returns a new random FTP password.
+pub(crate) fn new_password() -> String {
+    random_string(PASSWORD_LEN)
+}
+
 /// The current library FTP password. Only the newest password is accepted.
 pub(crate) struct FtpPassword {
     current: Mutex<String>,
@@ -39,10 +44,26 @@ pub(crate) struct FtpPassword {
 
 impl FtpPassword {
     /// Creates a random password that no client knows until the first reset.
+    #[cfg(test)]
     pub(crate) fn new() -> Self {
         FtpPassword {
             current: Mutex::new(random_string(PASSWORD_LEN)),
         }
+    }
+
+    /// Creates the holder of `password`: a new one, or one stored in the state folder.
+    pub(crate) fn with_password(password: String) -> Self {
+        FtpPassword {
+            current: Mutex::new(password),
+        }
+    }
+
+    /// Returns the current password.
+    pub(crate) fn current(&self) -> String {
+        self.current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Replaces the password with a new random one and returns it.

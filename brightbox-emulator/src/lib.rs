@@ -24,6 +24,10 @@
 //! The FTPS certificate is signed by a CA generated at start; clients trust
 //! [`Emulator::ca_certificate_pem`].
 //!
+//! With [`EmulatorConfig::state_dir`] (`--state DIR` on the binary) the emulator keeps
+//! its image and server records, the API client secret, the FTP password and the
+//! certificates in a folder outside the storage folder, and a later start reloads them.
+//!
 //! Two official images, `img-noble` ("Ubuntu Noble 24.04 server") and `img-bookw`
 //! ("Debian Bookworm 12 server"), owned by `acc-brbox`, are listed from the start. They
 //! have no file in `images/`, but servers can be built from them. A snapshot of such a
@@ -66,7 +70,7 @@
 //!
 //! The crate also builds a binary, `brightbox-emulator`, that prints `KEY=value` lines
 //! (`BRIGHTBOX_API_URL`, `BRIGHTBOX_CLIENT_ID`, `BRIGHTBOX_CLIENT_SECRET`,
-//! `BRIGHTBOX_ACCOUNT_ID`, `BRIGHTBOX_ORBIT_URL`, `BRIGHTBOX_FTP_ADDR`,
+//! `BRIGHTBOX_ACCOUNT`, `BRIGHTBOX_ORBIT_URL`, `BRIGHTBOX_FTP_ADDR`,
 //! `BRIGHTBOX_FTP_CA_FILE` and `BRIGHTBOX_STORAGE`) and runs until Ctrl-C.
 //!
 //! # Orbit
@@ -126,8 +130,9 @@
 //!
 //! # What this crate does not do
 //!
-//! - Image and server metadata lives in memory: a restarted emulator does not know the
-//!   images already in `images/`.
+//! - Without [`EmulatorConfig::state_dir`], image and server metadata lives in memory: a
+//!   restarted emulator does not know the images already in `images/`. A state folder
+//!   keeps no access tokens, Orbit records or fault settings.
 //! - Registration only moves the file and reads its header; it does not convert images.
 //! - Only one account and one API client exist; `account_id` query parameters are ignored.
 //! - Registration by `volume`, volumes, cloud IPs and server actions other than delete
@@ -159,6 +164,7 @@ mod image_format;
 mod library;
 mod orbit;
 mod secret;
+mod state;
 mod tls;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -175,6 +181,7 @@ pub use crate::error::EmulatorError;
 pub use crate::faults::Faults;
 use crate::ftp::{FtpPassword, FtpServer, IMAGES, INCOMING, LibraryAuthenticator, TlsFiles};
 use crate::library::{Library, LibrarySettings};
+use crate::state::{StateDir, StoredCredentials};
 use crate::tls::TlsMaterial;
 
 /// Returns the `temp_url_sig` of a Swift temp URL: the lowercase hex HMAC-SHA1 of
@@ -202,6 +209,7 @@ const API_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
     storage_dir: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
     registration_delay: Duration,
     token_lifetime: Duration,
     api_port: u16,
@@ -214,6 +222,7 @@ impl Default for EmulatorConfig {
     fn default() -> Self {
         EmulatorConfig {
             storage_dir: None,
+            state_dir: None,
             registration_delay: DEFAULT_REGISTRATION_DELAY,
             token_lifetime: DEFAULT_TOKEN_LIFETIME,
             api_port: 0,
@@ -232,6 +241,24 @@ impl EmulatorConfig {
     #[must_use]
     pub fn storage_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.storage_dir = Some(dir.into());
+        self
+    }
+
+    /// Sets the state folder, which keeps the image and server records, the API client
+    /// secret, the FTP password and the TLS certificates across restarts. The default is
+    /// none: each start generates new ones and lists only the official images.
+    ///
+    /// The folder is created if missing and set to mode `0700`, and its files are `0600`
+    /// (on Unix). It must lie outside the storage folder, which FTP clients can read, and
+    /// needs [`EmulatorConfig::storage_dir`], which keeps the image files. A start with a
+    /// state folder from an earlier run reloads it: images that were `creating` become
+    /// `available` (or `failed`) at the time they would have without the restart, or at
+    /// once when that time has passed. Pass the same ports too
+    /// ([`EmulatorConfig::api_port`], [`EmulatorConfig::ftp_port`]), so that clients
+    /// reconnect to the same addresses. Two emulators must not share a state folder.
+    #[must_use]
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
         self
     }
 
@@ -294,7 +321,7 @@ pub struct Emulator {
     ftp: Option<FtpServer>,
     tls: TlsMaterial,
     // Declared last so the folders outlive the servers that use them.
-    _disks: TempDir,
+    _disks: Option<TempDir>,
     _temp_storage: Option<TempDir>,
 }
 
@@ -334,6 +361,10 @@ impl Emulator {
     /// - [`EmulatorError::StorageDir`], [`EmulatorError::StorageNotADirectory`] or
     ///   [`EmulatorError::TempDir`] when the storage folder or the temporary folder for
     ///   server disks cannot be prepared;
+    /// - [`EmulatorError::StateWithoutStorage`], [`EmulatorError::StateInsideStorage`],
+    ///   [`EmulatorError::StateNotADirectory`], [`EmulatorError::StateFile`] or
+    ///   [`EmulatorError::StateInvalid`] when a state folder is set and cannot be used or
+    ///   loaded;
     /// - [`EmulatorError::Certificate`] or [`EmulatorError::TlsFile`] when the TLS
     ///   material cannot be generated or written;
     /// - [`EmulatorError::Bind`] when a port is taken;
@@ -342,9 +373,22 @@ impl Emulator {
     #[tracing::instrument(name = "emulator_start", skip_all)]
     pub async fn start_with(config: EmulatorConfig) -> Result<Emulator, EmulatorError> {
         let (storage, temp_storage) = prepare_storage(config.storage_dir.as_deref())?;
-        let tls = tls::generate()?;
+        let state = match (&config.state_dir, &config.storage_dir) {
+            (Some(state), Some(_)) => Some(Arc::new(StateDir::open(state, &storage)?)),
+            (Some(state), None) => {
+                return Err(EmulatorError::StateWithoutStorage {
+                    state: state.clone(),
+                });
+            }
+            (None, _) => None,
+        };
+        let tls = match &state {
+            Some(state) => tls::load_or_generate(&state.tls_dir())?,
+            None => tls::generate()?,
+        };
+        let credentials = load_or_create_credentials(state.as_deref())?;
 
-        let ftp_password = Arc::new(FtpPassword::new());
+        let ftp_password = Arc::new(FtpPassword::with_password(credentials.ftp_password));
         let authenticator = Arc::new(LibraryAuthenticator {
             account_id: ACCOUNT_ID.to_owned(),
             password: ftp_password.clone(),
@@ -370,11 +414,37 @@ impl Emulator {
                 source,
             })?;
 
-        let disks = tempfile::Builder::new()
-            .prefix("brightbox-emulator-disks-")
-            .tempdir()
-            .map_err(|source| EmulatorError::TempDir { source })?;
-        restrict_to_owner(disks.path())?;
+        // Server disks live in the state folder when there is one, so that servers keep
+        // their disks across restarts.
+        let (disks, temp_disks) = match &state {
+            Some(state) => (state.disks_dir(), None),
+            None => {
+                let temp = tempfile::Builder::new()
+                    .prefix("brightbox-emulator-disks-")
+                    .tempdir()
+                    .map_err(|source| EmulatorError::TempDir { source })?;
+                restrict_to_owner(temp.path())?;
+                (temp.path().to_owned(), Some(temp))
+            }
+        };
+        let catalog = match &state {
+            Some(state) => state.load_catalog()?,
+            None => state::LoadedCatalog::default(),
+        };
+        for image in catalog.images.iter().filter(|image| image.has_file) {
+            let path = storage.join(IMAGES).join(&image.id);
+            if !path.is_file() {
+                tracing::warn!(image_id = image.id, path = %path.display(), "the state lists an image whose file is missing; servers and downloads of it will fail");
+            }
+        }
+        if state.is_some() {
+            tracing::info!(
+                images = catalog.images.len(),
+                servers = catalog.servers.len(),
+                resumed = catalog.resumed,
+                "state loaded"
+            );
+        }
         let faults = Faults::new(
             config.registration_delay,
             config.ftp_retired,
@@ -383,15 +453,18 @@ impl Emulator {
 
         let library = Arc::new(Library::new(LibrarySettings {
             account_id: ACCOUNT_ID.to_owned(),
-            client_id: CLIENT_ID.to_owned(),
-            client_secret: secret::random_string(CLIENT_SECRET_LEN),
+            client_id: credentials.client_id,
+            client_secret: credentials.client_secret,
             api_url: format!("http://{api_addr}/"),
             ftp_addr: ftp.addr,
             storage,
-            disks: disks.path().to_owned(),
+            disks,
             token_lifetime: config.token_lifetime,
             ftp_password,
             faults,
+            state,
+            images: catalog.images,
+            servers: catalog.servers,
         }));
         let api = ApiServer::spawn(listener, api::router(library.clone()));
 
@@ -408,7 +481,7 @@ impl Emulator {
             api,
             ftp: Some(ftp),
             tls,
-            _disks: disks,
+            _disks: temp_disks,
             _temp_storage: temp_storage,
         })
     }
@@ -425,7 +498,8 @@ impl Emulator {
         &self.library.client_id
     }
 
-    /// Returns the API client secret, random for each start.
+    /// Returns the API client secret: random for each start, or the one stored in the
+    /// state folder when [`EmulatorConfig::state_dir`] is set.
     pub fn client_secret(&self) -> &str {
         &self.library.client_secret
     }
@@ -456,7 +530,7 @@ impl Emulator {
     /// `POST /1.0/accounts/{id}/reset_ftp_password` does. The previous password stops
     /// working at once.
     pub fn reset_ftp_password(&self) -> String {
-        self.library.ftp_password.reset()
+        self.library.reset_ftp_password()
     }
 
     /// Returns a handle that switches faults on and off while the emulator runs, such as
@@ -474,7 +548,8 @@ impl Emulator {
     }
 
     /// Returns the path of a PEM file with the CA certificate, for tools such as
-    /// `curl --cacert`. The file is removed when the emulator is dropped.
+    /// `curl --cacert`. The file is removed when the emulator is dropped, unless it is
+    /// in the state folder.
     pub fn ca_certificate_path(&self) -> &Path {
         &self.tls.ca_path
     }
@@ -506,6 +581,26 @@ impl Emulator {
         }
         self.api.stop().await;
         tracing::info!(api_url = self.library.api_url, "emulator stopped");
+    }
+}
+
+/// Returns the credentials stored in the state folder, or new random ones, which are
+/// stored there at once when a state folder is set.
+fn load_or_create_credentials(
+    state: Option<&StateDir>,
+) -> Result<StoredCredentials, EmulatorError> {
+    if let Some(stored) = state.map(StateDir::load_credentials).transpose()?.flatten() {
+        return Ok(stored);
+    }
+    let fresh = StoredCredentials::new(
+        CLIENT_ID.to_owned(),
+        secret::random_string(CLIENT_SECRET_LEN),
+        ACCOUNT_ID.to_owned(),
+        ftp::new_password(),
+    );
+    match state {
+        Some(state) => state.update_credentials(|| (fresh.clone(), fresh)),
+        None => Ok(fresh),
     }
 }
 

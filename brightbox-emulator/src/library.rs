@@ -15,6 +15,7 @@ use crate::ftp::FtpPassword;
 use crate::image_format::{ImageFormat, bytes_to_mb};
 use crate::orbit::store::{ORBIT, OrbitStore};
 use crate::secret::{random_id, random_string};
+use crate::state::{StateDir, StoredCredentials};
 
 const TOKEN_LEN: usize = 40;
 /// Tries before giving up on finding an unused id (36^5 ids exist).
@@ -39,6 +40,8 @@ pub(crate) struct Library {
     pub(crate) created_at: String,
     pub(crate) ftp_password: Arc<FtpPassword>,
     pub(crate) faults: Faults,
+    /// The state folder that records every change, when one is set.
+    state: Option<Arc<StateDir>>,
     tokens: Mutex<HashMap<String, Instant>>,
     /// Images in creation order, oldest first, as `GET /1.0/images` lists them.
     images: Mutex<Vec<ImageRecord>>,
@@ -73,6 +76,11 @@ pub(crate) struct LibrarySettings {
     pub(crate) token_lifetime: Duration,
     pub(crate) ftp_password: Arc<FtpPassword>,
     pub(crate) faults: Faults,
+    pub(crate) state: Option<Arc<StateDir>>,
+    /// User images reloaded from the state folder, oldest first.
+    pub(crate) images: Vec<ImageRecord>,
+    /// Servers reloaded from the state folder, oldest first.
+    pub(crate) servers: Vec<ServerRecord>,
 }
 
 /// An image. Its status is derived from the clock: `creating` until `ready_at`, then
@@ -220,9 +228,10 @@ impl ServerRecord {
 impl Library {
     pub(crate) fn new(settings: LibrarySettings) -> Self {
         let now = Instant::now();
-        let official = OFFICIAL_IMAGES
+        let images = OFFICIAL_IMAGES
             .iter()
             .map(|image| ImageRecord::official(image, now))
+            .chain(settings.images)
             .collect();
         let orbit_url = format!("{}v1/{}/", settings.api_url, settings.account_id);
         Library {
@@ -239,9 +248,10 @@ impl Library {
             created_at: now_rfc3339(),
             ftp_password: settings.ftp_password,
             faults: settings.faults,
+            state: settings.state,
             tokens: Mutex::new(HashMap::new()),
-            images: Mutex::new(official),
-            servers: Mutex::new(Vec::new()),
+            images: Mutex::new(images),
+            servers: Mutex::new(settings.servers),
         }
     }
 
@@ -526,6 +536,7 @@ impl Library {
 
     pub(crate) fn insert_image(&self, image: ImageRecord) {
         lock(&self.images).push(image);
+        self.save_catalog();
     }
 
     pub(crate) fn image(&self, id: &str) -> Option<ImageRecord> {
@@ -547,10 +558,14 @@ impl Library {
         id: &str,
         change: impl FnOnce(&mut ImageRecord) -> R,
     ) -> Option<R> {
-        lock(&self.images)
+        let result = lock(&self.images)
             .iter_mut()
             .find(|image| image.id == id)
-            .map(change)
+            .map(change);
+        if result.is_some() {
+            self.save_catalog();
+        }
+        result
     }
 
     /// Removes image `id` when `allow` accepts it, under one lock so that a concurrent
@@ -562,11 +577,17 @@ impl Library {
     ) -> Option<Result<ImageRecord, E>> {
         let mut images = lock(&self.images);
         let index = images.iter().position(|image| image.id == id)?;
-        Some(allow(&images[index]).map(|()| images.remove(index)))
+        let outcome = allow(&images[index]).map(|()| images.remove(index));
+        drop(images);
+        if outcome.is_ok() {
+            self.save_catalog();
+        }
+        Some(outcome)
     }
 
     pub(crate) fn insert_server(&self, server: ServerRecord) {
         lock(&self.servers).push(server);
+        self.save_catalog();
     }
 
     pub(crate) fn server(&self, id: &str) -> Option<ServerRecord> {
@@ -588,11 +609,65 @@ impl Library {
         id: &str,
         change: impl FnOnce(&mut ServerRecord) -> R,
     ) -> Option<R> {
-        lock(&self.servers)
+        let result = lock(&self.servers)
             .iter_mut()
             .find(|server| server.id == id)
-            .map(change)
+            .map(change);
+        if result.is_some() {
+            self.save_catalog();
+        }
+        result
     }
+
+    /// Replaces the library FTP password with a new random one, records it in the state
+    /// folder when one is set, and returns it.
+    pub(crate) fn reset_ftp_password(&self) -> String {
+        let Some(state) = &self.state else {
+            return self.ftp_password.reset();
+        };
+        let saved = state.update_credentials(|| {
+            let password = self.ftp_password.reset();
+            let credentials = StoredCredentials::new(
+                self.client_id.clone(),
+                self.client_secret.clone(),
+                self.account_id.clone(),
+                password.clone(),
+            );
+            (credentials, password)
+        });
+        match saved {
+            Ok(password) => password,
+            Err(error) => {
+                // The new password works until the emulator stops, and only a restart loses it.
+                tracing::error!(error = %error_chain(&error), "failed to record the new FTP password in the state folder");
+                self.ftp_password.current()
+            }
+        }
+    }
+
+    /// Writes the image and server records to the state folder when one is set. A failed
+    /// write is logged: the API keeps serving from memory, and only a restart loses the change.
+    fn save_catalog(&self) {
+        let Some(state) = &self.state else {
+            return;
+        };
+        let saved = state.save_catalog(|| (self.images(), self.servers()));
+        if let Err(error) = saved {
+            tracing::error!(error = %error_chain(&error), "failed to record the catalog in the state folder");
+        }
+    }
+}
+
+/// Formats an error with its sources, outermost first.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Locks a mutex, recovering the data if a thread panicked while holding it, because

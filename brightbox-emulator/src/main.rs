@@ -1,5 +1,6 @@
 //! Runs the Brightbox image library emulator until Ctrl-C.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -15,6 +16,12 @@ struct Args {
     /// temporary folder removed at exit.
     #[arg(long, value_name = "DIR")]
     storage: Option<PathBuf>,
+
+    /// State folder that keeps image and server records, credentials and the TLS
+    /// certificates across restarts (created if missing, mode 0700). Must be outside the
+    /// storage folder and needs --storage. Default: nothing is kept.
+    #[arg(long, value_name = "DIR", requires = "storage")]
+    state: Option<PathBuf>,
 
     /// API port on 127.0.0.1; 0 picks a free port.
     #[arg(long, value_name = "PORT", default_value_t = 0)]
@@ -43,6 +50,8 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes help a terminal but garble redirected logs.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let args = Args::parse();
@@ -53,6 +62,9 @@ async fn main() -> ExitCode {
         .ftp_retired(args.ftp_retired);
     if let Some(storage) = args.storage {
         config = config.storage_dir(storage);
+    }
+    if let Some(state) = args.state {
+        config = config.state_dir(state);
     }
 
     let emulator = match Emulator::start_with(config).await {
@@ -66,7 +78,7 @@ async fn main() -> ExitCode {
     println!("BRIGHTBOX_API_URL={}", emulator.api_url());
     println!("BRIGHTBOX_CLIENT_ID={}", emulator.client_id());
     println!("BRIGHTBOX_CLIENT_SECRET={}", emulator.client_secret());
-    println!("BRIGHTBOX_ACCOUNT_ID={}", emulator.account_id());
+    println!("BRIGHTBOX_ACCOUNT={}", emulator.account_id());
     println!("BRIGHTBOX_ORBIT_URL={}", emulator.orbit_url());
     println!("BRIGHTBOX_FTP_ADDR={}", emulator.ftp_addr());
     println!(

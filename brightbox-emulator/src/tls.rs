@@ -10,16 +10,20 @@ use tempfile::TempDir;
 
 use crate::EmulatorError;
 
-/// The generated CA and server certificate, with the files libunftp loads.
+const CA_FILE: &str = "ca.pem";
+const CHAIN_FILE: &str = "server-chain.pem";
+const KEY_FILE: &str = "server-key.pem";
+
+/// The CA and server certificate, with the files libunftp loads.
 ///
-/// The files live in a private temporary folder (mode 0700 on Unix) outside the FTP root,
-/// which is removed when this value is dropped.
+/// The files live in a private folder (mode 0700 on Unix) outside the FTP root: a
+/// temporary folder removed when this value is dropped, or the state folder's `tls/`.
 pub(crate) struct TlsMaterial {
     pub(crate) ca_pem: String,
     pub(crate) ca_path: PathBuf,
     pub(crate) chain_path: PathBuf,
     pub(crate) key_path: PathBuf,
-    _dir: TempDir,
+    _dir: Option<TempDir>,
 }
 
 impl std::fmt::Debug for TlsMaterial {
@@ -40,7 +44,51 @@ pub(crate) fn generate() -> Result<TlsMaterial, EmulatorError> {
         .tempdir()
         .map_err(|source| EmulatorError::TempDir { source })?;
     crate::restrict_to_owner(dir.path())?;
+    let mut material = generate_into(dir.path())?;
+    material._dir = Some(dir);
+    Ok(material)
+}
 
+/// Loads the CA certificate, the server chain and the server key from `dir`, or
+/// generates and writes them there when `dir` has no CA certificate yet.
+///
+/// The CA certificate is written last, so its presence means the other two files were
+/// written before it.
+pub(crate) fn load_or_generate(dir: &Path) -> Result<TlsMaterial, EmulatorError> {
+    let ca_path = dir.join(CA_FILE);
+    let ca_pem = match std::fs::read_to_string(&ca_path) {
+        Ok(pem) => pem,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return generate_into(dir);
+        }
+        Err(source) => {
+            return Err(EmulatorError::TlsFile {
+                path: ca_path,
+                source,
+            });
+        }
+    };
+    let chain_path = dir.join(CHAIN_FILE);
+    let key_path = dir.join(KEY_FILE);
+    for path in [&chain_path, &key_path] {
+        if let Err(source) = std::fs::metadata(path) {
+            return Err(EmulatorError::TlsFile {
+                path: path.clone(),
+                source,
+            });
+        }
+    }
+    Ok(TlsMaterial {
+        ca_pem,
+        ca_path,
+        chain_path,
+        key_path,
+        _dir: None,
+    })
+}
+
+/// Generates the certificates and writes their files into the existing folder `dir`.
+fn generate_into(dir: &Path) -> Result<TlsMaterial, EmulatorError> {
     let ca_key = KeyPair::generate().map_err(|source| EmulatorError::Certificate {
         item: "CA key",
         source,
@@ -92,22 +140,22 @@ pub(crate) fn generate() -> Result<TlsMaterial, EmulatorError> {
         })?;
 
     let ca_pem = ca_cert.pem();
-    let ca_path = dir.path().join("ca.pem");
-    let chain_path = dir.path().join("server-chain.pem");
-    let key_path = dir.path().join("server-key.pem");
-    write_file(&ca_path, ca_pem.as_bytes())?;
+    let ca_path = dir.join(CA_FILE);
+    let chain_path = dir.join(CHAIN_FILE);
+    let key_path = dir.join(KEY_FILE);
+    write_file(&key_path, server_key.serialize_pem().as_bytes())?;
     write_file(
         &chain_path,
         format!("{}{}", server_cert.pem(), ca_pem).as_bytes(),
     )?;
-    write_private_file(&key_path, server_key.serialize_pem().as_bytes())?;
+    write_file(&ca_path, ca_pem.as_bytes())?;
 
     Ok(TlsMaterial {
         ca_pem,
         ca_path,
         chain_path,
         key_path,
-        _dir: dir,
+        _dir: None,
     })
 }
 
@@ -118,30 +166,12 @@ fn distinguished_name(common_name: &str) -> DistinguishedName {
     name
 }
 
+/// Writes a file readable only by its owner on Unix, through a temporary name.
 fn write_file(path: &Path, contents: &[u8]) -> Result<(), EmulatorError> {
-    std::fs::write(path, contents).map_err(|source| EmulatorError::TlsFile {
+    crate::state::write_atomically(path, contents).map_err(|source| EmulatorError::TlsFile {
         path: path.to_owned(),
         source,
     })
-}
-
-/// Writes a file readable only by its owner on Unix.
-fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), EmulatorError> {
-    use std::io::Write;
-
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let to_error = |source| EmulatorError::TlsFile {
-        path: path.to_owned(),
-        source,
-    };
-    let mut file = options.open(path).map_err(to_error)?;
-    file.write_all(contents).map_err(to_error)
 }
 
 #[cfg(test)]

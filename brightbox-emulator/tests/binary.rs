@@ -54,7 +54,7 @@ async fn binary_prints_settings_and_stops_on_sigint() {
     let api_url = &settings["BRIGHTBOX_API_URL"];
     assert!(api_url.starts_with("http://127.0.0.1:"), "{api_url}");
     assert_eq!(settings["BRIGHTBOX_CLIENT_ID"], "cli-emu01");
-    assert_eq!(settings["BRIGHTBOX_ACCOUNT_ID"], "acc-emu01");
+    assert_eq!(settings["BRIGHTBOX_ACCOUNT"], "acc-emu01");
     assert_eq!(
         settings["BRIGHTBOX_ORBIT_URL"],
         format!("{api_url}v1/acc-emu01/")

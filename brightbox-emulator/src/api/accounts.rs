@@ -61,7 +61,7 @@ fn reset(library: &Library) -> Response {
             ],
         );
     }
-    let password = library.ftp_password.reset();
+    let password = library.reset_ftp_password();
     tracing::info!(
         account_id = library.account_id,
         "library FTP password reset"

@@ -417,6 +417,8 @@ async fn create_upload(
         return Err(no_unused_id());
     };
     let image_path = library.storage.join(IMAGES).join(&id);
+    // NOTE: with a state folder, a kill between this rename and the catalog write in
+    // `insert_image` leaves `images/<id>` without a record after a restart.
     if let Err(error) = tokio::fs::rename(&incoming_path, &image_path).await {
         return Err(file_error(&source, &error));
     }
