@@ -2,9 +2,10 @@
 //!
 //! With `--server` it snapshots that server. Without it, it uploads a small
 //! qcow2 disk image, builds a server from it and snapshots that server.
-//! Then it downloads `images/<snapshot id>` to `--output` (default
-//! `snapshot.img` in the current folder) and prints its size, format and
-//! SHA-256.
+//! Then it downloads `images/<snapshot id>` to `--output`, or without it to
+//! `snapshot.img` in a new temporary folder that it keeps, and prints the
+//! path, size, format and SHA-256. Each run without `--output` writes to a
+//! folder of its own, so the program can run again at once.
 //!
 //! With `BRIGHTBOX_CLIENT_ID` and `BRIGHTBOX_CLIENT_SECRET` set, it talks to
 //! the API at `BRIGHTBOX_API_URL`; without them it starts the local
@@ -35,9 +36,9 @@ struct Options {
     /// Name of the snapshot image.
     #[arg(long)]
     name: Option<String>,
-    /// Local file to download the snapshot to.
-    #[arg(long, default_value = "snapshot.img")]
-    output: PathBuf,
+    /// Local file to download the snapshot to [default: snapshot.img in a new temporary folder].
+    #[arg(long)]
+    output: Option<PathBuf>,
     /// Replace the output file if it exists.
     #[arg(long)]
     overwrite: bool,
@@ -58,6 +59,24 @@ async fn main() -> ExitCode {
 }
 
 async fn run(options: Options) -> Result<(), Box<dyn Error>> {
+    let output = match &options.output {
+        Some(path) => {
+            if path.exists() && !options.overwrite {
+                return Err(format!(
+                    "output file {} exists; remove it, pass another --output or pass --overwrite",
+                    path.display()
+                )
+                .into());
+            }
+            path.clone()
+        }
+        // The folder is kept because it contains the result.
+        None => tempfile::Builder::new()
+            .prefix("brightbox-snapshot-")
+            .tempdir()?
+            .keep()
+            .join("snapshot.img"),
+    };
     let connection = connect(&options.connect).await?;
     let library = &connection.library;
 
@@ -89,14 +108,10 @@ async fn run(options: Options) -> Result<(), Box<dyn Error>> {
         .await?;
     print!("{}", image_table(std::slice::from_ref(&snapshot)));
 
-    eprintln!(
-        "downloading {} to {}",
-        snapshot.id,
-        options.output.display()
-    );
+    eprintln!("downloading {} to {}", snapshot.id, output.display());
     let download_options = DownloadImageOptions::new().overwrite(options.overwrite);
     let downloaded = library
-        .download_image(&snapshot.id, &options.output, &download_options)
+        .download_image(&snapshot.id, &output, &download_options)
         .await?;
     println!(
         "{}: {} bytes, {} format, sha256 {}",

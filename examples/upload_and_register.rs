@@ -5,11 +5,16 @@
 //! the API at `BRIGHTBOX_API_URL` (default `https://api.gb1.brightbox.com/`).
 //! Without them it starts the local emulator in this process, so it runs
 //! offline. Without a path it writes a small qcow2 disk image and uploads
-//! that. With `--orbit` (or `BRIGHTBOX_ORBIT_URL` against Brightbox) it
-//! stages the image in Orbit and registers it by temp URL instead of FTPS.
+//! that.
+//!
+//! The route is FTPS unless `--route orbit` (or `--orbit`) is given; then it
+//! stages the image in Orbit at `--orbit-url` (`BRIGHTBOX_ORBIT_URL`, or the
+//! in-process emulator's Orbit) and registers it by temp URL. Setting the
+//! Orbit URL alone does not change the route. The route taken is printed on
+//! stderr.
 //!
 //! ```text
-//! cargo run --release -p brightbox-examples --example upload_and_register -- [PATH]
+//! cargo run --release -p brightbox-examples --example upload_and_register -- [PATH] [--route orbit]
 //! ```
 
 use std::error::Error;
@@ -21,13 +26,15 @@ use brightbox_api::{AccountId, Arch, Client};
 use brightbox_emulator::Emulator;
 use brightbox_examples::{error_chain, image_table, write_sample_qcow2};
 use brightbox_ftp::FtpError;
-use brightbox_library::{ImageSpec, JobEvent, Library, OrbitTransport, preflight};
+use brightbox_library::{ImageSpec, JobEvent, Library, OrbitTransport, TransportError, preflight};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Command-line options.
 #[derive(Debug, Parser)]
-#[command(about = "Upload a disk image over FTPS and register it in the Brightbox image library")]
+#[command(
+    about = "Upload a disk image over FTPS (or Orbit with --route orbit) and register it in the Brightbox image library"
+)]
 struct Options {
     /// Disk image to upload (raw, qcow2 or gzip). Without it a small qcow2 is written and used.
     path: Option<PathBuf>,
@@ -54,20 +61,37 @@ struct Options {
     #[arg(long, env = "BRIGHTBOX_API_URL", default_value = brightbox_api::DEFAULT_BASE_URL)]
     api_url: String,
     /// Account to upload into (acc-xxxxx); defaults to the client's only account.
-    #[arg(long, env = "BRIGHTBOX_ACCOUNT_ID")]
+    #[arg(long, env = "BRIGHTBOX_ACCOUNT")]
     account_id: Option<AccountId>,
-    /// PEM file with an extra CA to trust for the FTPS server.
+    /// PEM file with an extra CA to trust for the FTPS server; read only on the FTPS route.
     #[arg(long, env = "BRIGHTBOX_FTP_CA_FILE")]
     ftp_ca_file: Option<PathBuf>,
-    /// Stage the image in Orbit and register it by temp URL, the route of
-    /// today's Brightbox, instead of FTPS. Takes the account's Orbit
-    /// storage URL, such as https://orbit.brightbox.com/v1/acc-xxxxx/.
-    #[arg(long, env = "BRIGHTBOX_ORBIT_URL")]
-    orbit_url: Option<String>,
-    /// With the emulator, use its Orbit route instead of FTPS.
+    /// Transfer route: ftps uploads into incoming/; orbit stages the image in
+    /// Orbit and registers it by temp URL, the route of today's Brightbox.
+    #[arg(long, value_enum, default_value_t = Route::Ftps)]
+    route: Route,
+    /// Same as --route orbit.
     #[arg(long)]
     orbit: bool,
+    /// The account's Orbit storage URL, such as
+    /// https://orbit.brightbox.com/v1/acc-xxxxx/, used with --route orbit.
+    /// With the in-process emulator its own Orbit is used.
+    #[arg(long, env = "BRIGHTBOX_ORBIT_URL")]
+    orbit_url: Option<String>,
 }
+
+/// Transfer route of the image file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Route {
+    /// Explicit FTPS into incoming/.
+    Ftps,
+    /// Orbit staging and a temp URL.
+    Orbit,
+}
+
+/// Fix for a CA file that an emulator wrote and removed when it stopped.
+const STALE_EMULATOR_FIX: &str = "if an emulator printed this setting, it may have stopped: \
+     start it again and export the BRIGHTBOX_* lines it prints, or unset the BRIGHTBOX_* variables";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -85,8 +109,14 @@ async fn main() -> ExitCode {
     match run(Options::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {}", error_chain(error.as_ref()));
-            if is_untrusted_certificate(error.as_ref()) {
+            let mut line = error_chain(error.as_ref());
+            // The FTPS error's own fix names a library call; the hint below
+            // names the option instead.
+            if let Some(fix) = untrusted_certificate_fix(error.as_ref()) {
+                line = line.replace(&format!(": {fix}"), "");
+            }
+            eprintln!("error: {line}");
+            if untrusted_certificate_fix(error.as_ref()).is_some() {
                 eprintln!(
                     "hint: pass the FTPS server's CA certificate with --ftp-ca-file or BRIGHTBOX_FTP_CA_FILE"
                 );
@@ -96,16 +126,36 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Returns whether the FTPS server's certificate was rejected as untrusted.
-fn is_untrusted_certificate(error: &(dyn Error + 'static)) -> bool {
+/// Returns the fix text of an untrusted FTPS server certificate error in
+/// the chain, if there is one.
+fn untrusted_certificate_fix<'a>(error: &'a (dyn Error + 'static)) -> Option<&'a str> {
     let mut current = Some(error);
     while let Some(cause) = current {
-        if let Some(FtpError::UntrustedCertificate { .. }) = cause.downcast_ref::<FtpError>() {
-            return true;
+        if let Some(FtpError::UntrustedCertificate { fix, .. }) = cause.downcast_ref::<FtpError>() {
+            return Some(fix);
+        }
+        if let Some(TransportError::Ftp(inner)) = cause.downcast_ref::<TransportError>()
+            && let FtpError::UntrustedCertificate { fix, .. } = inner.as_ref()
+        {
+            return Some(fix);
         }
         current = cause.source();
     }
-    false
+    None
+}
+
+/// Reads the CA file, naming the likely cause when it does not exist.
+fn read_ca_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|error| {
+        if error.kind() == std::io::ErrorKind::NotFound {
+            format!(
+                "CA file {} (--ftp-ca-file or BRIGHTBOX_FTP_CA_FILE) does not exist; {STALE_EMULATOR_FIX}",
+                path.display()
+            )
+        } else {
+            format!("cannot read CA file {}: {error}", path.display())
+        }
+    })
 }
 
 async fn run(options: Options) -> Result<(), Box<dyn Error>> {
@@ -146,6 +196,11 @@ async fn run(options: Options) -> Result<(), Box<dyn Error>> {
         checked.remote_name
     );
 
+    let route = if options.orbit {
+        Route::Orbit
+    } else {
+        options.route
+    };
     let (library, emulator) = match &options.client_id {
         Some(client_id) => {
             let secret = options
@@ -157,16 +212,25 @@ async fn run(options: Options) -> Result<(), Box<dyn Error>> {
                 .client_credentials(client_id.clone(), secret)
                 .build()?;
             let mut builder = Library::builder(api.clone());
-            if let Some(orbit_url) = &options.orbit_url {
+            if route == Route::Orbit {
+                let orbit_url = options.orbit_url.as_deref().ok_or(
+                    "--route orbit needs the account's Orbit storage URL; pass --orbit-url or set BRIGHTBOX_ORBIT_URL",
+                )?;
                 let transport = OrbitTransport::from_api(&api, orbit_url.parse()?)?;
                 builder = builder.transport(Arc::new(transport));
+                eprintln!("route: Orbit at {orbit_url}");
+            } else {
+                eprintln!("route: FTPS");
             }
             if let Some(account) = &options.account_id {
                 builder = builder.account_id(account.clone());
             }
-            if let Some(ca) = &options.ftp_ca_file {
-                let pem = std::fs::read(ca)
-                    .map_err(|error| format!("cannot read CA file {}: {error}", ca.display()))?;
+            if let Some(ca) = options
+                .ftp_ca_file
+                .as_ref()
+                .filter(|_| route == Route::Ftps)
+            {
+                let pem = read_ca_file(ca)?;
                 builder = builder.add_root_certificate_pem(pem).map_err(|error| {
                     format!("invalid CA file {}: {}", ca.display(), error_chain(&error))
                 })?;
@@ -198,9 +262,13 @@ async fn run(options: Options) -> Result<(), Box<dyn Error>> {
                 .build()?;
             let mut builder = Library::builder(api.clone())
                 .add_root_certificate_pem(emulator.ca_certificate_pem())?;
-            if options.orbit || options.orbit_url.is_some() {
-                let transport = OrbitTransport::from_api(&api, emulator.orbit_url().parse()?)?;
+            if route == Route::Orbit {
+                let orbit_url = emulator.orbit_url();
+                let transport = OrbitTransport::from_api(&api, orbit_url.parse()?)?;
                 builder = builder.transport(Arc::new(transport));
+                eprintln!("route: Orbit at {orbit_url}");
+            } else {
+                eprintln!("route: FTPS");
             }
             (builder.build(), Some(emulator))
         }

@@ -20,9 +20,11 @@ Exit codes:
   0  success
   1  failure: an API, network, FTPS or file system operation failed
   2  usage: unknown subcommand or option, missing argument, conflicting options
-  3  authentication: credentials missing, rejected or misconfigured
-  4  not found: the account, image or server does not exist
-  5  invalid input: a bad id, architecture, file or value
+  3  authentication or permission: credentials missing, rejected or misconfigured,
+     or the API refused the operation to these credentials (HTTP 403)
+  4  not found: the account, image, server or local file (image, user data, CA certificate)
+     does not exist
+  5  invalid input: a bad id, architecture, file content or value
 
 Logs go to stderr at the level RUST_LOG sets, such as RUST_LOG=info (default: none).";
 
@@ -41,6 +43,7 @@ pub(crate) struct Cli {
 
 /// Options shared by every subcommand. `Debug` output hides the client secret.
 #[derive(Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub(crate) struct GlobalOptions {
     /// Print one JSON document on stdout instead of tables and messages.
     #[arg(long, global = true)]
@@ -61,8 +64,7 @@ pub(crate) struct GlobalOptions {
         value_name = "SECRET"
     )]
     pub(crate) client_secret: Option<String>,
-    /// Account to act on (acc-xxxxx); BRIGHTBOX_ACCOUNT_ID is read too. Default: the
-    /// credentials' only account.
+    /// Account to act on (acc-xxxxx). Default: the credentials' only account.
     #[arg(long, env = "BRIGHTBOX_ACCOUNT", global = true, value_name = "ACCOUNT")]
     pub(crate) account: Option<String>,
     /// Brightbox CLI config file [default: ~/.brightbox/config].
@@ -189,11 +191,11 @@ pub(crate) struct UploadArgs {
     /// File name in the library [default: the local file name]. Letters, digits and -_+.~^ only.
     #[arg(long)]
     pub(crate) remote_name: Option<String>,
-    /// Transfer route.
+    /// Transfer route. Only --route orbit uses Orbit; --orbit-url alone does not select it.
     #[arg(long, value_enum, default_value_t = Route::Ftps)]
     pub(crate) route: Route,
     /// Orbit storage URL of the account, such as https://orbit.brightbox.com/v1/acc-xxxxx/,
-    /// for --route orbit. The emulator's is used when it runs in this process.
+    /// used with --route orbit. The emulator's is used when it runs in this process.
     #[arg(long, env = "BRIGHTBOX_ORBIT_URL", value_name = "URL")]
     pub(crate) orbit_url: Option<String>,
 }
@@ -269,8 +271,11 @@ pub(crate) struct ListArgs {
 pub(crate) struct DownloadArgs {
     /// Image id (img-xxxxx).
     pub(crate) id: String,
-    /// Local file to write; it must not exist yet.
+    /// Local file to write; it must not exist yet unless --overwrite is given.
     pub(crate) path: PathBuf,
+    /// Replace the local file if it exists.
+    #[arg(long)]
+    pub(crate) overwrite: bool,
     /// Number of FTPS connections, each fetching one byte range (1 to 16).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub(crate) segments: usize,

@@ -51,7 +51,11 @@ where
         .map_err(|error: T::Err| CliError::InvalidValue(Box::new(error)))
 }
 
-/// Parses an architecture name: `x86_64` or `i686`.
+/// Parses the `--arch` value: `x86_64` or `i686`.
 fn parse_arch(value: &str) -> Result<Arch, CliError> {
-    parse::<Arch>(value)
+    value.parse::<Arch>().map_err(|_| CliError::InvalidInput {
+        kind: "--arch",
+        value: value.to_owned(),
+        reason: "expected one of x86_64, i686".to_owned(),
+    })
 }

@@ -2,6 +2,7 @@
 //! CLI config file, or an emulator started in this process.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,10 +23,13 @@ const EMULATOR_POLL_INTERVAL: Duration = Duration::from_millis(200);
 pub(crate) struct Session {
     /// The API client.
     pub(crate) api: Client,
-    /// Account given with `--account`, `BRIGHTBOX_ACCOUNT` or `BRIGHTBOX_ACCOUNT_ID`.
+    /// Account given with `--account` or `BRIGHTBOX_ACCOUNT`.
     pub(crate) account: Option<AccountId>,
-    /// PEM files of extra CA certificates to trust for FTPS.
-    pub(crate) ftp_roots: Vec<Vec<u8>>,
+    /// CA certificate file given with `--ftp-ca-file` or
+    /// `BRIGHTBOX_FTP_CA_FILE`, read only by commands that use FTPS.
+    ftp_ca_file: Option<PathBuf>,
+    /// PEM text of the in-process emulator's CA certificate.
+    emulator_ca: Option<Vec<u8>>,
     /// Poll intervals and timeout of waits.
     pub(crate) wait: WaitOptions,
     /// The in-process emulator, when no credentials were set.
@@ -33,22 +37,56 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// Builds a [`Library`] on this session, with `transport` in place of
-    /// FTPS when given.
+    /// Returns the PEM files of extra CA certificates to trust for FTPS,
+    /// reading `--ftp-ca-file` now.
     ///
     /// # Errors
     ///
-    /// [`CliError::Library`] when a CA certificate cannot be used.
+    /// [`CliError::MissingCaFile`] when the file does not exist, and
+    /// [`CliError::ReadFile`] when it cannot be read.
+    pub(crate) fn ftp_roots(&self) -> Result<Vec<Vec<u8>>, CliError> {
+        let mut roots = Vec::new();
+        if let Some(path) = &self.ftp_ca_file {
+            let pem = std::fs::read(path).map_err(|source| {
+                if source.kind() == std::io::ErrorKind::NotFound {
+                    CliError::MissingCaFile { path: path.clone() }
+                } else {
+                    CliError::ReadFile {
+                        purpose: "CA certificate file",
+                        path: path.clone(),
+                        source,
+                    }
+                }
+            })?;
+            roots.push(pem);
+        }
+        roots.extend(self.emulator_ca.iter().cloned());
+        Ok(roots)
+    }
+
+    /// Builds a [`Library`] on this session, with `transport` in place of
+    /// FTPS when given. The CA certificates for FTPS are read only when
+    /// `uses_ftps` is true, so a command that never opens an FTPS
+    /// connection does not depend on the CA file.
+    ///
+    /// # Errors
+    ///
+    /// [`CliError::MissingCaFile`] or [`CliError::ReadFile`] when the CA file
+    /// cannot be read, and [`CliError::Library`] when a CA certificate
+    /// cannot be used.
     pub(crate) fn library(
         &self,
         transport: Option<Arc<dyn Transport>>,
+        uses_ftps: bool,
     ) -> Result<Library, CliError> {
         let mut builder = Library::builder(self.api.clone()).wait_options(self.wait);
         if let Some(account) = &self.account {
             builder = builder.account_id(account.clone());
         }
-        for pem in &self.ftp_roots {
-            builder = builder.add_root_certificate_pem(pem.clone())?;
+        if uses_ftps {
+            for pem in self.ftp_roots()? {
+                builder = builder.add_root_certificate_pem(pem)?;
+            }
         }
         if let Some(transport) = transport {
             builder = builder.transport(transport);
@@ -76,16 +114,11 @@ fn env_var(name: &str) -> Option<String> {
 ///
 /// # Errors
 ///
-/// [`CliError::InvalidInput`] for a bad account id, [`CliError::ReadFile`]
-/// for an unreadable CA file, [`CliError::Credentials`] when the
+/// [`CliError::InvalidInput`] for a bad account id, [`CliError::Credentials`] when the
 /// configuration is incomplete, and [`CliError::Emulator`] when the
 /// emulator fails to start.
 pub(crate) async fn connect(global: &GlobalOptions) -> Result<Session, CliError> {
-    let account = match global
-        .account
-        .clone()
-        .or_else(|| env_var("BRIGHTBOX_ACCOUNT_ID"))
-    {
+    let account = match global.account.clone() {
         Some(value) => {
             Some(
                 value
@@ -99,19 +132,11 @@ pub(crate) async fn connect(global: &GlobalOptions) -> Result<Session, CliError>
         }
         None => None,
     };
-    let mut ftp_roots = Vec::new();
-    if let Some(path) = &global.ftp_ca_file {
-        let pem = std::fs::read(path).map_err(|source| CliError::ReadFile {
-            purpose: "CA certificate file",
-            path: path.clone(),
-            source,
-        })?;
-        ftp_roots.push(pem);
-    }
+    let ftp_ca_file = global.ftp_ca_file.clone();
     let timeout = Duration::from_secs(global.wait_timeout);
 
     let Some(builder) = configured_builder(global, account.as_ref())? else {
-        return start_emulator(global, account, ftp_roots, timeout).await;
+        return start_emulator(global, account, ftp_ca_file, timeout).await;
     };
     let builder = if builder.uses_password_grant() {
         builder.otp_callback_blocking(read_two_factor_code)
@@ -125,7 +150,8 @@ pub(crate) async fn connect(global: &GlobalOptions) -> Result<Session, CliError>
     Ok(Session {
         api,
         account,
-        ftp_roots,
+        ftp_ca_file,
+        emulator_ca: None,
         wait: WaitOptions::default().interval(interval).timeout(timeout),
         emulator: None,
     })
@@ -202,7 +228,7 @@ fn read_two_factor_code() -> Option<SecretString> {
 async fn start_emulator(
     global: &GlobalOptions,
     account: Option<AccountId>,
-    mut ftp_roots: Vec<Vec<u8>>,
+    ftp_ca_file: Option<PathBuf>,
     timeout: Duration,
 ) -> Result<Session, CliError> {
     if global.api_url.is_some() {
@@ -221,7 +247,6 @@ async fn start_emulator(
         .client_credentials(emulator.client_id(), emulator.client_secret().to_owned())
         .build()
         .map_err(CliError::Credentials)?;
-    ftp_roots.push(emulator.ca_certificate_pem().as_bytes().to_vec());
     let interval = global
         .poll_interval_ms
         .map_or(EMULATOR_POLL_INTERVAL, Duration::from_millis);
@@ -232,7 +257,8 @@ async fn start_emulator(
     Ok(Session {
         api,
         account: None,
-        ftp_roots,
+        ftp_ca_file,
+        emulator_ca: Some(emulator.ca_certificate_pem().as_bytes().to_vec()),
         wait,
         emulator: Some(emulator),
     })

@@ -12,9 +12,11 @@ use brightbox_library::{LibraryError, TransportError};
 pub(crate) enum ExitStatus {
     /// An API, network, FTPS or file system operation failed.
     Failure = 1,
-    /// Credentials are missing, rejected or misconfigured.
+    /// Credentials are missing, rejected or misconfigured, or the API
+    /// refused the operation to these credentials (HTTP 403).
     Authentication = 3,
-    /// The account, image or server does not exist.
+    /// The account, image, server or a local file named on the command line
+    /// does not exist.
     NotFound = 4,
     /// A bad id, architecture, file or other value.
     InvalidInput = 5,
@@ -57,6 +59,42 @@ pub(crate) enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// A local file named on the command line does not exist.
+    #[error("{purpose} {} does not exist", path.display())]
+    MissingFile {
+        /// Purpose of the file, such as `image file`.
+        purpose: &'static str,
+        /// The file.
+        path: PathBuf,
+    },
+    /// The FTPS CA certificate file named by `--ftp-ca-file` or
+    /// `BRIGHTBOX_FTP_CA_FILE` does not exist.
+    #[error(
+        "CA certificate file {} (--ftp-ca-file or BRIGHTBOX_FTP_CA_FILE) does not exist",
+        path.display()
+    )]
+    MissingCaFile {
+        /// The file.
+        path: PathBuf,
+    },
+    /// An image or server named on the command line does not exist; a
+    /// lookup after the API rejected the request showed it.
+    #[error("{resource} does not exist")]
+    NotFound {
+        /// The resource, such as `image img-zzzzz`.
+        resource: String,
+        /// How to find a valid id.
+        hint: &'static str,
+    },
+    /// The credentials reach several accounts and none was chosen.
+    #[error(
+        "the API credentials give access to several accounts ({}); choose one with --account or BRIGHTBOX_ACCOUNT",
+        accounts.join(", ")
+    )]
+    AmbiguousAccount {
+        /// Ids of the accounts the credentials reach.
+        accounts: Vec<String>,
+    },
     /// The API client cannot be configured from flags, environment or config file.
     #[error("loading the API credentials failed")]
     Credentials(#[source] ApiError),
@@ -74,7 +112,7 @@ pub(crate) enum CliError {
     },
     /// A library workflow failed.
     #[error("{0}")]
-    Library(#[from] LibraryError),
+    Library(#[source] LibraryError),
     /// An FTPS operation of a segmented download failed.
     #[error("{action} failed")]
     Ftp {
@@ -108,6 +146,46 @@ pub(crate) enum CliError {
     Output(#[source] std::io::Error),
 }
 
+/// Rewrites library errors whose fix names a library call into errors whose
+/// fix names the command-line option.
+impl From<LibraryError> for CliError {
+    fn from(error: LibraryError) -> CliError {
+        match error {
+            LibraryError::InvalidRemoteName { name, reason } => CliError::InvalidInput {
+                kind: "remote file name",
+                value: name,
+                reason: format!(
+                    "{reason}; pass --remote-name with a name of letters, digits and -_+.~^"
+                ),
+            },
+            LibraryError::InvalidDownloadPath { path, .. } if path.is_file() => {
+                CliError::InvalidInput {
+                    kind: "download path",
+                    value: path.display().to_string(),
+                    reason: "the file exists; remove it or pass --overwrite".to_owned(),
+                }
+            }
+            LibraryError::InvalidServerSpec {
+                field,
+                value,
+                source,
+            } if matches!(*source, ApiError::InvalidRequest { .. }) => {
+                let reason = match *source {
+                    ApiError::InvalidRequest { reason, .. } => reason,
+                    other => other.to_string(),
+                };
+                CliError::InvalidInput {
+                    kind: if field == "zone" { "--zone" } else { "--type" },
+                    value,
+                    reason,
+                }
+            }
+            LibraryError::AmbiguousAccount { accounts } => CliError::AmbiguousAccount { accounts },
+            other => CliError::Library(other),
+        }
+    }
+}
+
 impl CliError {
     /// Wraps an API error with the operation that failed.
     pub(crate) fn api(action: impl Into<String>) -> impl FnOnce(ApiError) -> CliError {
@@ -127,7 +205,31 @@ impl CliError {
     pub(crate) fn fix(&self) -> Option<String> {
         chain(self).find_map(fix_for)
     }
+
+    /// Rewrites the parts of `line`, the rendered error chain, that name a
+    /// Rust library call as a fix, so that each fix names an option or
+    /// command of this program.
+    pub(crate) fn rewrite_library_fixes(&self, mut line: String) -> String {
+        for error in chain(self) {
+            if let Some(FtpError::UntrustedCertificate { fix, .. }) = as_ftp_error(error) {
+                // `fix_for` adds the --ftp-ca-file fix in its place.
+                line = line.replace(&format!(": {fix}"), "");
+            }
+            if let Some(ApiError::FtpServiceRetired { .. }) = error.downcast_ref::<ApiError>() {
+                line = line.replace(
+                    RETIRED_FTP_LIBRARY_FIX,
+                    "upload with --route orbit, or register the image from an HTTP URL \
+                     with `brightbox images register --http-url URL`",
+                );
+            }
+        }
+        line
+    }
 }
+
+/// Fix that the API crate's retired-FTP error names, in library terms.
+const RETIRED_FTP_LIBRARY_FIX: &str =
+    "register images from an HTTP URL with ImageSource::HttpUrl (`http_url`) instead";
 
 /// Iterates over `error` and its sources, outermost first.
 fn chain<'a>(
@@ -141,6 +243,13 @@ fn chain<'a>(
 fn classify(error: &(dyn StdError + 'static)) -> Option<ExitStatus> {
     if let Some(error) = error.downcast_ref::<CliError>() {
         return match error {
+            CliError::AmbiguousAccount { .. } => Some(ExitStatus::Authentication),
+            CliError::MissingFile { .. }
+            | CliError::MissingCaFile { .. }
+            | CliError::NotFound { .. } => Some(ExitStatus::NotFound),
+            CliError::ReadFile { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Some(ExitStatus::NotFound)
+            }
             CliError::InvalidValue(_)
             | CliError::InvalidInput { .. }
             | CliError::ReadFile { .. } => Some(ExitStatus::InvalidInput),
@@ -203,9 +312,33 @@ fn as_ftp_error<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a FtpError>
     error.downcast_ref::<FtpError>()
 }
 
+/// Fix for a stale emulator environment: the variables outlive the emulator
+/// that printed them.
+const STALE_EMULATOR_FIX: &str = "if an emulator printed these settings, it may have stopped: \
+     start it again with `cargo run -p brightbox-emulator` and export the BRIGHTBOX_* lines it prints, \
+     or unset the BRIGHTBOX_* variables to use a local emulator in this process";
+
 fn fix_for(error: &(dyn StdError + 'static)) -> Option<String> {
-    if let Some(CliError::ReadFile { .. }) = error.downcast_ref::<CliError>() {
-        return Some("check the path and the file's permissions".to_owned());
+    match error.downcast_ref::<CliError>() {
+        Some(CliError::ReadFile { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            return Some("check the path".to_owned());
+        }
+        Some(CliError::ReadFile { .. }) => {
+            return Some("check the path and the file's permissions".to_owned());
+        }
+        Some(CliError::MissingFile { .. }) => return Some("check the path".to_owned()),
+        Some(CliError::MissingCaFile { .. }) => return Some(STALE_EMULATOR_FIX.to_owned()),
+        Some(CliError::NotFound { hint, .. }) => return Some((*hint).to_owned()),
+        _ => {}
+    }
+    if let Some(ApiError::Transport { source, .. }) = error.downcast_ref::<ApiError>()
+        && source.is_connect()
+    {
+        return Some(format!(
+            "check --api-url (BRIGHTBOX_API_URL); {STALE_EMULATOR_FIX}"
+        ));
     }
     if let Some(ApiError::NotFound { resource, .. }) = error.downcast_ref::<ApiError>() {
         let listing = if resource.starts_with("image") {

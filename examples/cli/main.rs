@@ -63,7 +63,8 @@ fn init_tracing() {
 /// contains results only.
 fn report(error: &CliError) -> ExitCode {
     let status = error.exit_status();
-    let mut line = format!("error: {}", brightbox_examples::error_chain(error));
+    let mut line =
+        error.rewrite_library_fixes(format!("error: {}", brightbox_examples::error_chain(error)));
     if let Some(fix) = error.fix() {
         line.push_str("; ");
         line.push_str(&fix);

@@ -124,7 +124,7 @@ pub struct ConnectOptions {
     #[arg(long, env = "BRIGHTBOX_API_URL", default_value = brightbox_api::DEFAULT_BASE_URL)]
     pub api_url: String,
     /// Account to work in (acc-xxxxx); defaults to the client's only account.
-    #[arg(long, env = "BRIGHTBOX_ACCOUNT_ID")]
+    #[arg(long, env = "BRIGHTBOX_ACCOUNT")]
     pub account_id: Option<AccountId>,
     /// PEM file with an extra CA to trust for the FTPS server.
     #[arg(long, env = "BRIGHTBOX_FTP_CA_FILE")]
@@ -174,8 +174,18 @@ pub async fn connect(options: &ConnectOptions) -> Result<Connection, Box<dyn Err
         builder = builder.account_id(account.clone());
     }
     if let Some(ca) = &options.ftp_ca_file {
-        let pem = std::fs::read(ca)
-            .map_err(|error| format!("cannot read CA file {}: {error}", ca.display()))?;
+        let pem = std::fs::read(ca).map_err(|error| {
+            if error.kind() == io::ErrorKind::NotFound {
+                format!(
+                    "CA file {} (--ftp-ca-file or BRIGHTBOX_FTP_CA_FILE) does not exist; \
+                     if an emulator printed this setting, it may have stopped: start it again \
+                     and export the BRIGHTBOX_* lines it prints, or unset the BRIGHTBOX_* variables",
+                    ca.display()
+                )
+            } else {
+                format!("cannot read CA file {}: {error}", ca.display())
+            }
+        })?;
         builder = builder.add_root_certificate_pem(pem).map_err(|error| {
             format!("invalid CA file {}: {}", ca.display(), error_chain(&error))
         })?;

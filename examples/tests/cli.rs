@@ -62,7 +62,7 @@ impl Fixture {
             .env("BRIGHTBOX_API_URL", emulator.api_url())
             .env("BRIGHTBOX_CLIENT_ID", emulator.client_id())
             .env("BRIGHTBOX_CLIENT_SECRET", emulator.client_secret())
-            .env("BRIGHTBOX_ACCOUNT_ID", emulator.account_id())
+            .env("BRIGHTBOX_ACCOUNT", emulator.account_id())
             .env("BRIGHTBOX_FTP_CA_FILE", emulator.ca_certificate_path())
             .env("BRIGHTBOX_POLL_INTERVAL_MS", "50")
             .args(args)
@@ -429,8 +429,11 @@ fn bad_input_registers_nothing() {
     let missing = fixture.run(&["images", "upload-and-register", "nothere.qcow2"]);
     assert_failure(
         &missing,
-        5,
-        &["error: invalid image file nothere.qcow2", "check the path"],
+        4,
+        &[
+            "error: image file nothere.qcow2 does not exist",
+            "check the path",
+        ],
     );
     assert_eq!(stderr(&missing).lines().count(), 1, "{}", stderr(&missing));
 
@@ -445,7 +448,11 @@ fn bad_input_registers_nothing() {
     write_sample_qcow2(&sample).expect("write sample");
     let sample = sample.to_str().expect("utf-8");
     let wrong_arch = fixture.run(&["images", "upload-and-register", sample, "--arch", "arm64"]);
-    assert_failure(&wrong_arch, 5, &["\"arm64\"", "x86_64, i686"]);
+    assert_failure(
+        &wrong_arch,
+        5,
+        &["invalid --arch \"arm64\"", "x86_64, i686"],
+    );
 
     let bad_id = fixture.run(&["images", "show", "img-!!"]);
     assert_failure(&bad_id, 5, &["\"img-!!\"", "e.g. \"img-3ikco\""]);
@@ -484,7 +491,17 @@ fn bad_input_registers_nothing() {
     assert_failure(&not_uploaded, 5, &["\"missing.img\"", "upload it first"]);
 
     let bad_type = fixture.run(&["servers", "create", "img-noble", "--type", "99gb.nope"]);
-    assert_failure(&bad_type, 5, &["\"99gb.nope\"", "known handles", "1gb.ssd"]);
+    assert_failure(
+        &bad_type,
+        5,
+        &["invalid --type \"99gb.nope\"", "known handles", "1gb.ssd"],
+    );
+    assert_eq!(
+        stderr(&bad_type).matches("99gb.nope").count(),
+        1,
+        "the value is named more than once: {}",
+        stderr(&bad_type)
+    );
 
     let no_user_data = fixture.run(&[
         "servers",
@@ -493,7 +510,7 @@ fn bad_input_registers_nothing() {
         "--user-data-file",
         "no-such-user-data",
     ]);
-    assert_failure(&no_user_data, 5, &["no-such-user-data", "check the path"]);
+    assert_failure(&no_user_data, 4, &["no-such-user-data", "check the path"]);
 
     assert_eq!(
         fixture.image_count(),
@@ -575,8 +592,10 @@ fn help_lists_exit_codes() {
     let help = String::from_utf8(output.stdout).expect("utf-8");
     for fragment in [
         "Exit codes:",
-        "3  authentication",
+        "3  authentication or permission",
+        "(HTTP 403)",
         "4  not found",
+        "local file (image, user data, CA certificate)",
         "5  invalid input",
         "--json",
     ] {
@@ -718,4 +737,323 @@ fn trace_logs_omit_ftp_login() {
 
     let image: Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
     assert_eq!(image["status"], "available");
+}
+
+/// Returns the path of an example program, which `cargo test` builds next to
+/// the test binaries.
+fn example_program(name: &str) -> PathBuf {
+    let test_binary = std::env::current_exe().expect("test binary path");
+    let profile_dir = test_binary
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile folder");
+    let program = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        program.is_file(),
+        "{} is missing; `cargo test -p brightbox-examples` builds it",
+        program.display()
+    );
+    program
+}
+
+#[test]
+fn upload_example_takes_ftps_unless_orbit_is_requested() {
+    let fixture = Fixture::start();
+    let emulator = fixture.emulator();
+    let sample = fixture.path("route.qcow2");
+    write_sample_qcow2(&sample).expect("write sample");
+    let run = |extra: &[&str]| {
+        Command::new(example_program("upload_and_register"))
+            .env_clear()
+            .env("HOME", fixture.scratch.path())
+            .env("BRIGHTBOX_API_URL", emulator.api_url())
+            .env("BRIGHTBOX_CLIENT_ID", emulator.client_id())
+            .env("BRIGHTBOX_CLIENT_SECRET", emulator.client_secret())
+            .env("BRIGHTBOX_ACCOUNT", emulator.account_id())
+            .env("BRIGHTBOX_FTP_CA_FILE", emulator.ca_certificate_path())
+            .env("BRIGHTBOX_ORBIT_URL", emulator.orbit_url())
+            .arg(&sample)
+            .args(extra)
+            .output()
+            .expect("upload_and_register runs")
+    };
+
+    // The exported Orbit URL alone does not select Orbit.
+    let ftps = run(&["--name", "over-ftps"]);
+    assert!(ftps.status.success(), "{}", stderr(&ftps));
+    assert!(stderr(&ftps).contains("route: FTPS"), "{}", stderr(&ftps));
+    assert!(!stderr(&ftps).contains("route: Orbit"), "{}", stderr(&ftps));
+    assert!(
+        String::from_utf8_lossy(&ftps.stdout).contains("over-ftps"),
+        "{}",
+        String::from_utf8_lossy(&ftps.stdout)
+    );
+
+    for flags in [&["--orbit"][..], &["--route", "orbit"][..]] {
+        let mut args = vec!["--name", "over-orbit"];
+        args.extend_from_slice(flags);
+        let orbit = run(&args);
+        assert!(orbit.status.success(), "{flags:?}: {}", stderr(&orbit));
+        let expected = format!("route: Orbit at {}", emulator.orbit_url());
+        assert!(stderr(&orbit).contains(&expected), "{}", stderr(&orbit));
+        assert!(
+            String::from_utf8_lossy(&orbit.stdout).contains("over-orbit"),
+            "{}",
+            String::from_utf8_lossy(&orbit.stdout)
+        );
+    }
+}
+
+#[test]
+fn stale_emulator_environment_names_the_fix() {
+    let fixture = Fixture::start();
+    let gone_ca = fixture.path("stopped-emulator/ca.pem");
+    let gone_ca_text = gone_ca.to_str().expect("utf-8");
+    let with_gone_ca = |args: &[&str]| {
+        let emulator = fixture.emulator();
+        fixture
+            .bare_command()
+            .env("BRIGHTBOX_API_URL", emulator.api_url())
+            .env("BRIGHTBOX_CLIENT_ID", emulator.client_id())
+            .env("BRIGHTBOX_CLIENT_SECRET", emulator.client_secret())
+            .env("BRIGHTBOX_FTP_CA_FILE", gone_ca_text)
+            .args(args)
+            .output()
+            .expect("brightbox runs")
+    };
+
+    // Commands without FTPS do not read the CA file.
+    let listed = with_gone_ca(&["images", "list", "--official", "--json"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let accounts = with_gone_ca(&["accounts", "list"]);
+    assert!(accounts.status.success(), "{}", stderr(&accounts));
+
+    let sample = fixture.path("stale.qcow2");
+    write_sample_qcow2(&sample).expect("write sample");
+    let upload = with_gone_ca(&[
+        "images",
+        "upload-and-register",
+        sample.to_str().expect("utf-8"),
+    ]);
+    assert_failure(
+        &upload,
+        4,
+        &[
+            gone_ca_text,
+            "BRIGHTBOX_FTP_CA_FILE",
+            "does not exist",
+            "start it again",
+            "unset the BRIGHTBOX_* variables",
+        ],
+    );
+
+    // An API port nobody listens on: the fix names the variable and the emulator.
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port")
+        .port();
+    let dead_api = fixture
+        .bare_command()
+        .env(
+            "BRIGHTBOX_API_URL",
+            format!("http://127.0.0.1:{closed_port}/"),
+        )
+        .env("BRIGHTBOX_CLIENT_ID", fixture.emulator().client_id())
+        .env(
+            "BRIGHTBOX_CLIENT_SECRET",
+            fixture.emulator().client_secret(),
+        )
+        .args(["images", "list"])
+        .output()
+        .expect("brightbox runs");
+    assert_failure(
+        &dead_api,
+        1,
+        &[
+            "connection failed",
+            "BRIGHTBOX_API_URL",
+            "start it again",
+            "unset the BRIGHTBOX_* variables",
+        ],
+    );
+}
+
+#[test]
+fn unknown_ids_and_permission_exit_codes() {
+    let fixture = Fixture::start();
+    let create = fixture.run(&["servers", "create", "img-zzzzz"]);
+    assert_failure(
+        &create,
+        4,
+        &["image img-zzzzz does not exist", "`brightbox images list`"],
+    );
+    assert!(!stderr(&create).contains("GET /1.0"), "{}", stderr(&create));
+
+    let snapshot = fixture.run(&["servers", "snapshot", "srv-zzzzz"]);
+    assert_failure(
+        &snapshot,
+        4,
+        &["server srv-zzzzz does not exist", "check the server id"],
+    );
+    assert!(
+        !stderr(&snapshot).contains("GET /1.0"),
+        "{}",
+        stderr(&snapshot)
+    );
+
+    // img-noble belongs to the emulator's Brightbox account, so deleting it is refused.
+    let forbidden = fixture.run(&["images", "destroy", "img-noble"]);
+    assert_failure(&forbidden, 3, &["destroying image img-noble", "forbidden"]);
+}
+
+#[test]
+fn fixes_name_command_line_options() {
+    let fixture = Fixture::start();
+    let (path, image) = fixture.upload_sample("fix-names");
+    let id = id_of(&image);
+    let target = fixture.path("exists.img");
+    std::fs::write(&target, b"old contents").expect("write target");
+    let target_text = target.to_str().expect("utf-8");
+
+    for segments in ["1", "2"] {
+        let exists = fixture.run(&[
+            "images",
+            "download",
+            id,
+            target_text,
+            "--segments",
+            segments,
+        ]);
+        assert_failure(&exists, 5, &[target_text, "the file exists", "--overwrite"]);
+        assert!(!stderr(&exists).contains("DownloadImageOptions"));
+        assert_eq!(std::fs::read(&target).expect("read"), b"old contents");
+
+        let replaced = fixture.json(&[
+            "images",
+            "download",
+            id,
+            target_text,
+            "--segments",
+            segments,
+            "--overwrite",
+        ]);
+        assert_eq!(replaced["sha256"], sha256_of(&path));
+        assert_eq!(sha256_of(&target), sha256_of(&path));
+        std::fs::write(&target, b"old contents").expect("write target");
+    }
+
+    let bad_name = fixture.run(&[
+        "images",
+        "upload-and-register",
+        path.to_str().expect("utf-8"),
+        "--remote-name",
+        "bad name",
+    ]);
+    assert_failure(&bad_name, 5, &["\"bad name\"", "--remote-name"]);
+    assert!(!stderr(&bad_name).contains("ImageSpec"));
+
+    let no_ca = fixture
+        .bare_command()
+        .env("BRIGHTBOX_API_URL", fixture.emulator().api_url())
+        .env("BRIGHTBOX_CLIENT_ID", fixture.emulator().client_id())
+        .env(
+            "BRIGHTBOX_CLIENT_SECRET",
+            fixture.emulator().client_secret(),
+        )
+        .args([
+            "images",
+            "upload-and-register",
+            path.to_str().expect("utf-8"),
+            "--name",
+            "no-ca",
+        ])
+        .output()
+        .expect("brightbox runs");
+    assert_failure(&no_ca, 1, &["not trusted", "--ftp-ca-file"]);
+    assert!(!stderr(&no_ca).contains("FtpsConfig"), "{}", stderr(&no_ca));
+}
+
+#[test]
+fn empty_list_says_so() {
+    let fixture = Fixture::start();
+    let table = fixture.run(&["images", "list", "--name", "no-such-image-*"]);
+    assert!(table.status.success(), "{}", stderr(&table));
+    assert!(table.stdout.is_empty(), "{:?}", table.stdout);
+    assert_eq!(stderr(&table).trim(), "No images match.");
+
+    let json = fixture.json(&["images", "list", "--name", "no-such-image-*"]);
+    assert_eq!(json, Value::Array(Vec::new()));
+}
+
+#[test]
+fn snapshot_example_runs_twice() {
+    let fixture = Fixture::start();
+    let run = |extra: &[&str]| {
+        Command::new(example_program("snapshot_and_download"))
+            .env_clear()
+            .env("HOME", fixture.scratch.path())
+            .current_dir(fixture.scratch.path())
+            .args(extra)
+            .output()
+            .expect("snapshot_and_download runs")
+    };
+    let mut written = Vec::new();
+    for _ in 0..2 {
+        let output = run(&[]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let line = stdout
+            .lines()
+            .find(|line| line.contains("sha256"))
+            .unwrap_or_else(|| panic!("no download line: {stdout}"));
+        let path = PathBuf::from(line.split(": ").next().expect("path"));
+        assert!(path.is_file(), "{}", path.display());
+        assert!(
+            stderr(&output).contains(&format!("to {}", path.display())),
+            "{}",
+            stderr(&output)
+        );
+        written.push(path);
+    }
+    assert_ne!(written[0], written[1]);
+    assert!(!fixture.path("snapshot.img").exists());
+    for path in &written {
+        let folder = path.parent().expect("folder");
+        std::fs::remove_dir_all(folder).expect("remove the example's folder");
+    }
+
+    let output = fixture.path("chosen.img");
+    std::fs::write(&output, b"keep").expect("write output");
+    let refused = run(&["--output", output.to_str().expect("utf-8")]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("--overwrite"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(std::fs::read(&output).expect("read"), b"keep");
+}
+
+#[test]
+fn retired_ftp_names_cli_alternatives() {
+    let fixture = Fixture::start();
+    fixture.emulator().faults().ftp_retired(true);
+    let sample = fixture.path("retired.qcow2");
+    write_sample_qcow2(&sample).expect("write sample");
+    let output = fixture.run(&[
+        "images",
+        "upload-and-register",
+        sample.to_str().expect("utf-8"),
+    ]);
+    let text = stderr(&output);
+    assert_ne!(output.status.code(), Some(0), "{text}");
+    assert!(text.contains("retired in 2023"), "{text}");
+    assert!(text.contains("--route orbit"), "{text}");
+    assert!(
+        text.contains("`brightbox images register --http-url URL`"),
+        "{text}"
+    );
+    assert!(!text.contains("ImageSource"), "{text}");
 }

@@ -32,6 +32,9 @@ async fn list(global: &GlobalOptions) -> Result<(), CliError> {
     .await?;
     if global.json {
         print_json(&accounts)
+    } else if accounts.is_empty() {
+        eprintln!("No accounts are visible to these credentials.");
+        Ok(())
     } else {
         print_text(&account_table(&accounts))
     }

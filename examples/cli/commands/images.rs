@@ -60,6 +60,14 @@ async fn upload_and_register(global: &GlobalOptions, args: UploadArgs) -> Result
     if let Some(remote_name) = &args.remote_name {
         spec = spec.remote_name(remote_name.clone());
     }
+    if let Err(error) = std::fs::metadata(&args.path)
+        && error.kind() == std::io::ErrorKind::NotFound
+    {
+        return Err(CliError::MissingFile {
+            purpose: "image file",
+            path: args.path.clone(),
+        });
+    }
     // Check the file and the metadata before connecting, so bad input
     // starts nothing and registers nothing.
     let checked = preflight(&args.path, &spec).await?;
@@ -78,7 +86,7 @@ async fn upload_and_register(global: &GlobalOptions, args: UploadArgs) -> Result
             Route::Ftps => None,
             Route::Orbit => Some(orbit_transport(session, args.orbit_url.as_deref())?),
         };
-        let library = session.library(transport)?;
+        let library = session.library(transport, args.route == Route::Ftps)?;
         let bar = progress::bytes_bar(checked.bytes, "uploading", progress::enabled(global.json));
         let on_event = |event: &JobEvent| match event {
             JobEvent::Uploading { bytes_sent, .. } => bar.set_position(*bytes_sent),
@@ -311,11 +319,27 @@ async fn download(global: &GlobalOptions, args: DownloadArgs) -> Result<(), CliE
             reason: format!("use a number of connections from 1 to {MAX_SEGMENTS}"),
         });
     }
+    if args.path.is_file() && !args.overwrite {
+        return Err(CliError::InvalidInput {
+            kind: "download path",
+            value: args.path.display().to_string(),
+            reason: "the file exists; remove it, choose another path or pass --overwrite"
+                .to_owned(),
+        });
+    }
     let report = with_session(global, async |session| {
         if args.segments == 1 {
-            download_one_connection(session, global.json, &id, &args.path).await
+            download_one_connection(session, global.json, &id, &args.path, args.overwrite).await
         } else {
-            download_segmented(session, global.json, &id, &args.path, args.segments).await
+            download_segmented(
+                session,
+                global.json,
+                &id,
+                &args.path,
+                args.segments,
+                args.overwrite,
+            )
+            .await
         }
     })
     .await?;
@@ -339,8 +363,9 @@ async fn download_one_connection(
     json: bool,
     id: &ImageId,
     path: &Path,
+    overwrite: bool,
 ) -> Result<DownloadReport, CliError> {
-    let library = session.library(None)?;
+    let library = session.library(None, true)?;
     // The size is unknown until the transfer starts, so the bar grows its
     // length with the byte count.
     let bar = progress::bytes_bar(0, "downloading", progress::enabled(json));
@@ -351,7 +376,12 @@ async fn download_one_connection(
         bar.set_position(bytes);
     };
     let result = library
-        .download_image_with_progress(id, path, &DownloadImageOptions::new(), Some(&on_bytes))
+        .download_image_with_progress(
+            id,
+            path,
+            &DownloadImageOptions::new().overwrite(overwrite),
+            Some(&on_bytes),
+        )
         .await;
     bar.finish_and_clear();
     let downloaded = result?;
@@ -374,12 +404,13 @@ async fn download_segmented(
     id: &ImageId,
     path: &Path,
     segments: usize,
+    overwrite: bool,
 ) -> Result<DownloadReport, CliError> {
-    if path.exists() {
+    if path.exists() && !(overwrite && path.is_file()) {
         return Err(CliError::InvalidInput {
             kind: "download path",
             value: path.display().to_string(),
-            reason: "the file exists; choose another path or delete it".to_owned(),
+            reason: "it exists and is not a file to replace; choose another path".to_owned(),
         });
     }
     let image: Image = session
@@ -410,7 +441,7 @@ async fn download_segmented(
     let mut config =
         FtpsConfig::from_host_port(&credentials.host, credentials.user, credentials.password)
             .map_err(ftp_error("reading the library FTP host".to_owned()))?;
-    for pem in &session.ftp_roots {
+    for pem in &session.ftp_roots()? {
         config = config
             .add_root_certificate_pem(pem)
             .map_err(ftp_error("reading the FTPS CA certificate".to_owned()))?;
@@ -425,6 +456,13 @@ async fn download_segmented(
         sink_bar.set_position(report.bytes_done);
     });
     let remote = format!("{IMAGES_DIR}/{id}");
+    if overwrite && path.is_file() {
+        std::fs::remove_file(path).map_err(|error| CliError::InvalidInput {
+            kind: "download path",
+            value: path.display().to_string(),
+            reason: format!("the existing file cannot be replaced ({error}); choose another path"),
+        })?;
+    }
     let result: Result<_, CliError> = async {
         let mut client = FtpsClient::connect(&config)
             .await
@@ -481,10 +519,14 @@ fn print_image(global: &GlobalOptions, image: &Image) -> Result<(), CliError> {
     }
 }
 
-/// Prints images as a table, or as a JSON array with `--json`.
+/// Prints images as a table, or as a JSON array with `--json`. An empty
+/// table is replaced by a line on stderr.
 fn print_images(global: &GlobalOptions, images: &[Image]) -> Result<(), CliError> {
     if global.json {
         print_json(images)
+    } else if images.is_empty() {
+        eprintln!("No images match.");
+        Ok(())
     } else {
         print_text(&image_table(images))
     }

@@ -1,8 +1,8 @@
 //! `brightbox servers create` and `brightbox servers snapshot`.
 
-use brightbox_api::{ImageId, ServerId};
+use brightbox_api::{Error as ApiError, ImageId, ServerId};
 use brightbox_examples::{image_table, server_table};
-use brightbox_library::{ServerSpec, SnapshotOptions};
+use brightbox_library::{LibraryError, ServerSpec, SnapshotOptions};
 
 use super::{parse, with_session};
 use crate::args::{CreateServerArgs, GlobalOptions, ServersCommand};
@@ -34,16 +34,25 @@ async fn create(global: &GlobalOptions, args: CreateServerArgs) -> Result<(), Cl
         spec = spec.zone(zone);
     }
     if let Some(path) = &args.user_data_file {
-        let data = std::fs::read(path).map_err(|source| CliError::ReadFile {
-            purpose: "user data file",
-            path: path.clone(),
-            source,
+        let data = std::fs::read(path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                CliError::MissingFile {
+                    purpose: "user data file",
+                    path: path.clone(),
+                }
+            } else {
+                CliError::ReadFile {
+                    purpose: "user data file",
+                    path: path.clone(),
+                    source,
+                }
+            }
         })?;
         spec = spec.user_data(data);
     }
 
     let server = with_session(global, async |session| {
-        let library = session.library(None)?;
+        let library = session.library(None, false)?;
         let bar = args.wait.then(|| {
             progress::spinner(
                 format!("building a server from {image}"),
@@ -54,7 +63,19 @@ async fn create(global: &GlobalOptions, args: CreateServerArgs) -> Result<(), Cl
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        Ok(result?)
+        match result {
+            Ok(server) => Ok(server),
+            Err(error @ LibraryError::CreateServer { .. }) if rejected(&error) => {
+                if missing(session.api.images().get(&image).await) {
+                    return Err(CliError::NotFound {
+                        resource: format!("image {image}"),
+                        hint: "`brightbox images list` shows the image ids",
+                    });
+                }
+                Err(error.into())
+            }
+            Err(error) => Err(error.into()),
+        }
     })
     .await?;
 
@@ -67,7 +88,7 @@ async fn create(global: &GlobalOptions, args: CreateServerArgs) -> Result<(), Cl
 
 async fn snapshot(global: &GlobalOptions, server: &ServerId, wait: bool) -> Result<(), CliError> {
     let image = with_session(global, async |session| {
-        let library = session.library(None)?;
+        let library = session.library(None, false)?;
         let bar = wait.then(|| {
             progress::spinner(
                 format!("snapshotting {server}"),
@@ -80,7 +101,19 @@ async fn snapshot(global: &GlobalOptions, server: &ServerId, wait: bool) -> Resu
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        Ok(result?)
+        match result {
+            Ok(image) => Ok(image),
+            Err(error @ LibraryError::Snapshot { .. }) if rejected(&error) => {
+                if missing(session.api.servers().get(server).await) {
+                    return Err(CliError::NotFound {
+                        resource: format!("server {server}"),
+                        hint: "check the server id (srv-xxxxx) in the output of `brightbox servers create`",
+                    });
+                }
+                Err(error.into())
+            }
+            Err(error) => Err(error.into()),
+        }
     })
     .await?;
 
@@ -89,4 +122,24 @@ async fn snapshot(global: &GlobalOptions, server: &ServerId, wait: bool) -> Resu
     } else {
         print_text(&image_table(std::slice::from_ref(&image)))
     }
+}
+
+/// Returns whether the API rejected the request body (HTTP 400 or 422),
+/// which is how it answers a request that names a missing image or server.
+fn rejected(error: &LibraryError) -> bool {
+    matches!(
+        error,
+        LibraryError::CreateServer {
+            source: ApiError::Validation(_),
+            ..
+        } | LibraryError::Snapshot {
+            source: ApiError::Validation(_),
+            ..
+        }
+    )
+}
+
+/// Returns whether a lookup answered 404.
+fn missing<T>(lookup: Result<T, ApiError>) -> bool {
+    matches!(lookup, Err(ApiError::NotFound { .. }))
 }
