@@ -38,6 +38,9 @@ source "$state_dir/env"
 
 # The slow tier moves a 4 GiB image, which takes minutes in a debug build, so it runs once,
 # in release mode, after the rest.
+# With --all-targets cargo builds the examples as test harnesses only, and the command-line tests
+# run the example programs themselves, so they are built first.
+cargo build --workspace --examples "$@"
 cargo test --workspace --all-targets "$@" -- --include-ignored --skip sparse_image_over_4_gib_round_trip
 cargo test --workspace --doc "$@"
 cargo test --release -p brightbox-ftp --test slow "$@" -- --include-ignored

@@ -752,7 +752,7 @@ fn example_program(name: &str) -> PathBuf {
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         program.is_file(),
-        "{} is missing; `cargo test -p brightbox-examples` builds it",
+        "{} is missing; `cargo build -p brightbox-examples --examples` builds it",
         program.display()
     );
     program
