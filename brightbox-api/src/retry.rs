@@ -100,8 +100,8 @@ impl RetryConfig {
 
     /// Returns the delay before retry number `retry`, given the server's `Retry-After` delay if it sent one.
     ///
-    /// `Retry-After` is a lower bound: the client waits for it or for its own backoff, whichever is longer, so a
-    /// server answering `Retry-After: 0` cannot make a burst of retries bypass the backoff.
+    /// `Retry-After` is a lower bound: the client waits for it or for its own backoff, whichever is longer. So a
+    /// server that replies with `Retry-After: 0` cannot make a burst of retries bypass the backoff.
     pub(crate) fn delay_before_retry(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
         let backoff = self.backoff(retry);
         retry_after.map_or(backoff, |requested| requested.max(backoff))

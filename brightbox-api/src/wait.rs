@@ -159,17 +159,15 @@ where
         poll += 1;
         let current = match fetch().await {
             Ok(current) => current,
-            // Each poll already retries inside the client; a failure that is still retryable (the API
-            // restarting, a burst of 503s) does not end a wait that has time left.
+            // Each poll already retries inside the client. A failure that is still retryable, such as
+            // the API restarting or a burst of 503s, does not end a wait that has time left.
             Err(error) if error.is_retryable() => {
                 let now = Instant::now();
                 if deadline.is_some_and(|deadline| now >= deadline) {
                     return Err(error);
                 }
                 tracing::warn!(target, poll, error = %error, "status poll failed; polling again");
-                let pause = deadline.map_or(interval, |deadline| interval.min(deadline - now));
-                tokio::time::sleep(pause).await;
-                interval = interval.saturating_mul(2).min(max_interval);
+                sleep_and_back_off(interval, now, deadline, &mut interval, max_interval).await;
                 continue;
             }
             Err(error) => return Err(error),
@@ -227,8 +225,19 @@ where
 
         let jitter = interval.mul_f64(0.1 * random_fraction());
         let pause = interval.saturating_add(jitter);
-        let pause = deadline.map_or(pause, |deadline| pause.min(deadline - now));
-        tokio::time::sleep(pause).await;
-        interval = interval.saturating_mul(2).min(max_interval);
+        sleep_and_back_off(pause, now, deadline, &mut interval, max_interval).await;
     }
+}
+
+/// Sleeps for `pause`, cut short at `deadline`, then doubles `interval` up to `max_interval`.
+async fn sleep_and_back_off(
+    pause: Duration,
+    now: Instant,
+    deadline: Option<Instant>,
+    interval: &mut Duration,
+    max_interval: Duration,
+) {
+    let pause = deadline.map_or(pause, |deadline| pause.min(deadline - now));
+    tokio::time::sleep(pause).await;
+    *interval = interval.saturating_mul(2).min(max_interval);
 }

@@ -22,7 +22,7 @@ async fn dropping_front(backend: &MockServer, drops: usize) -> (String, Arc<Atom
 }
 
 /// Like [`dropping_front`], but only connections whose first bytes start with `prefix` count towards `drops` and
-/// are closed; the front reads each connection's first bytes and passes them on when it forwards.
+/// are closed. The front reads each connection's first bytes and passes them on when it forwards.
 async fn dropping_front_for(
     backend: &MockServer,
     drops: usize,

@@ -2,9 +2,9 @@
 //! naming the partial file and the operating system's error, for one connection and for
 //! segments.
 //!
-//! The tests mount a 2 MiB tmpfs, which needs root (or `sudo` without a password, as
-//! scripts/test.sh already needs for apt), so they are ignored by default; scripts/test.sh runs
-//! them with `--include-ignored`.
+//! The tests mount a 2 MiB tmpfs, which needs root or `sudo` without a password (as
+//! scripts/test.sh already needs for apt). So they are ignored by default, and scripts/test.sh
+//! runs them with `--include-ignored`.
 
 mod common;
 
