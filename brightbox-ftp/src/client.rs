@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
-use suppaftp::tokio::{
-    AsyncRustlsConnector, AsyncRustlsFtpStream, AsyncRustlsStream, TransferStream,
-};
+use suppaftp::tokio::{ImplAsyncFtpStream, TransferStream};
 use suppaftp::types::FileType;
 use suppaftp::{Mode, Status};
 use tokio::net::TcpStream;
@@ -17,6 +15,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::config::{FtpsConfig, check_host_name};
 use crate::error::{Channel, FtpError};
 use crate::names::validate_remote_dir;
+use crate::record::{Connector, TlsStream};
 use crate::tls::{self, RecordingVerifier, describe_certificate_error};
 
 /// Size of each buffer that moves file data between disk and a data connection.
@@ -44,7 +43,10 @@ pub(crate) const CONTROL_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 pub(crate) const CONTROL_KEEPALIVE_RETRIES: u32 = 4;
 
 /// The data connection of one transfer.
-pub(crate) type Transfer = TransferStream<AsyncRustlsStream>;
+pub(crate) type Transfer = TransferStream<TlsStream>;
+
+/// An FTP session whose TLS connections go through [`TlsStream`].
+pub(crate) type FtpSession = ImplAsyncFtpStream<TlsStream>;
 
 /// One logged-in FTPS session.
 ///
@@ -63,7 +65,7 @@ pub(crate) type Transfer = TransferStream<AsyncRustlsStream>;
 /// sessions to transfer files in parallel. The client keeps its [`FtpsConfig`] so that retries
 /// and segmented downloads can open further sessions.
 pub struct FtpsClient {
-    pub(crate) ftp: AsyncRustlsFtpStream,
+    pub(crate) ftp: FtpSession,
     pub(crate) context: Context,
     pub(crate) config: FtpsConfig,
     pub(crate) features: Features,
@@ -183,7 +185,7 @@ impl FtpsClient {
                 enable_keepalive(&tcp);
                 let ftp = context
                     .bounded("reading the server greeting", async {
-                        AsyncRustlsFtpStream::connect_with_stream(tcp)
+                        FtpSession::connect_with_stream(tcp)
                             .await
                             .map_err(|error| context.map_error(error, Channel::Control, "greeting"))
                     })
@@ -227,9 +229,7 @@ impl FtpsClient {
                 debug!("implicit TLS session ready");
             }
             Some(setup) => {
-                let connector = AsyncRustlsConnector::from(
-                    suppaftp::tokio_rustls::TlsConnector::from(Arc::clone(&setup.config)),
-                );
+                let connector = Connector::new(Arc::clone(&setup.config));
                 ftp = context
                     .bounded("AUTH TLS and the TLS handshake", async {
                         ftp.into_secure(connector, &config.host)
@@ -398,8 +398,8 @@ impl Context {
     /// next command.
     pub(crate) async fn abandon_transfer(
         &self,
-        ftp: &mut AsyncRustlsFtpStream,
-        transfer: TransferStream<AsyncRustlsStream>,
+        ftp: &mut FtpSession,
+        transfer: Transfer,
         error: FtpError,
         command: &str,
     ) -> FtpError {
@@ -506,7 +506,7 @@ impl Context {
     /// the data connection fail.
     pub(crate) async fn explain_data_failure(
         &self,
-        ftp: &mut AsyncRustlsFtpStream,
+        ftp: &mut FtpSession,
         error: FtpError,
         command: &str,
     ) -> FtpError {
@@ -740,17 +740,15 @@ async fn connect_implicit(
     config: &FtpsConfig,
     context: &Context,
     tls_config: &Arc<rustls::ClientConfig>,
-) -> Result<(AsyncRustlsFtpStream, bool), FtpError> {
+) -> Result<(FtpSession, bool), FtpError> {
     let limit = config.connect_timeout + config.io_timeout;
     let mut last_error = None;
     for address in resolve(&config.host, config.port, config.connect_timeout).await? {
         debug!(%address, "opening an implicit-TLS connection");
-        let connector = AsyncRustlsConnector::from(suppaftp::tokio_rustls::TlsConnector::from(
-            Arc::clone(tls_config),
-        ));
+        let connector = Connector::new(Arc::clone(tls_config));
         let attempt = tokio::time::timeout(
             limit,
-            AsyncRustlsFtpStream::connect_secure_implicit(address, connector, &config.host),
+            FtpSession::connect_secure_implicit(address, connector, &config.host),
         )
         .await;
         match attempt {

@@ -122,6 +122,7 @@ mod listing;
 mod names;
 mod options;
 mod progress;
+mod record;
 mod segments;
 mod tls;
 mod transfer;

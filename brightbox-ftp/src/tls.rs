@@ -88,6 +88,9 @@ pub(crate) fn build(config: &FtpsConfig) -> Result<TlsSetup, FtpError> {
     if !config.tls_resumption {
         client_config.resumption = rustls::client::Resumption::disabled();
     }
+    // Data connections take the TLS 1.3 traffic keys out of rustls to open records in place
+    // (see `record.rs`); the keys stay inside this process.
+    client_config.enable_secret_extraction = true;
 
     Ok(TlsSetup {
         config: Arc::new(client_config),

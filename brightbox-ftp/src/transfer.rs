@@ -3,6 +3,7 @@
 use std::hash::BuildHasher;
 use std::time::Duration;
 
+use suppaftp::tokio::AsyncDataStream;
 use suppaftp::{Mode, Status};
 use tokio::io::AsyncReadExt;
 use tracing::{debug, warn};
@@ -119,7 +120,12 @@ impl FtpsClient {
             })
             .await;
         match opened {
-            Ok(transfer) => Ok(transfer),
+            Ok(mut transfer) => {
+                if let AsyncDataStream::Ssl(stream) = transfer.get_mut() {
+                    stream.open_records_on_read();
+                }
+                Ok(transfer)
+            }
             Err(error) => Err(context.explain_data_failure(ftp, error, &line).await),
         }
     }
