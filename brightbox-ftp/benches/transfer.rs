@@ -711,7 +711,7 @@ fn print_tables(
 mod child {
     use std::path::Path;
 
-    use brightbox_ftp::{DownloadOptions, FtpsClient, FtpsConfig};
+    use brightbox_ftp::{DownloadOptions, FtpsClient, FtpsConfig, UploadOptions};
 
     use super::{BenchResult, required};
 
@@ -734,8 +734,12 @@ mod child {
             let mut client = FtpsClient::connect(&config).await?;
             match arguments {
                 [operation, local, dir, name] if operation == "upload" => {
+                    // BENCH_UPLOAD_SHA256=0 measures an upload without hashing, by hand.
+                    let hash =
+                        std::env::var("BENCH_UPLOAD_SHA256").map_or(true, |value| value != "0");
+                    let options = UploadOptions::new().sha256(hash);
                     let upload = client
-                        .upload_file(Path::new(local), dir, name, None)
+                        .upload_file_with(Path::new(local), dir, name, &options)
                         .await?;
                     println!("uploaded {} bytes to {}", upload.bytes, upload.remote_path);
                 }

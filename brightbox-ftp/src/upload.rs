@@ -16,7 +16,7 @@ use crate::names::{
     join_remote, temporary_name, validate_remote_dir, validate_remote_name, validate_temporary_name,
 };
 use crate::options::UploadOptions;
-use crate::progress::{ProgressSink, Reporter};
+use crate::progress::Reporter;
 use crate::transfer::{DataCommand, backoff_delay};
 
 /// Result of a successful upload.
@@ -31,7 +31,7 @@ pub struct Upload {
     /// [`UploadOptions::gzip`] compressed the data.
     pub source_bytes: u64,
     /// SHA-256 of the whole source as lowercase hex, including a resumed prefix, computed
-    /// before any compression.
+    /// before any compression. Empty when [`UploadOptions::sha256`] turned hashing off.
     pub sha256: String,
     /// Bytes that an earlier attempt had already stored and this upload did not send again.
     pub resumed_from: u64,
@@ -191,8 +191,7 @@ impl FtpsClient {
                     &Source::Reader,
                     &target,
                     options.resume,
-                    options.gzip,
-                    options.progress.as_ref(),
+                    options,
                     None,
                 )
                 .await;
@@ -233,8 +232,7 @@ impl FtpsClient {
                             &Source::File(local),
                             &target,
                             resume,
-                            options.gzip,
-                            options.progress.as_ref(),
+                            options,
                             legacy,
                         )
                         .await
@@ -311,10 +309,11 @@ impl FtpsClient {
         source: &Source<'_>,
         target: &Target,
         resume: bool,
-        gzip: bool,
-        sink: Option<&ProgressSink>,
+        options: &UploadOptions,
         legacy: LegacyProgress<'_>,
     ) -> Result<Upload, Failure> {
+        let gzip = options.gzip;
+        let sink = options.progress.as_ref();
         let started = Instant::now();
         let temporary = target.temporary_path.as_str();
 
@@ -369,7 +368,7 @@ impl FtpsClient {
             info!(offset, "resuming the upload");
         }
 
-        let mut hasher = Sha256::new();
+        let mut hasher = options.sha256.then(Sha256::new);
         let mut reporter = Reporter::new(sink, length, offset);
         let hashed = match skip_prefix(reader, offset, &mut hasher, source).await {
             Ok(hashed) => hashed,
@@ -463,7 +462,9 @@ impl FtpsClient {
 
         self.rename(temporary, &target.final_path).await?;
         reporter.finish(source_total);
-        let sha256 = hex::encode(hasher.finalize());
+        let sha256 = hasher
+            .map(|hasher| hex::encode(hasher.finalize()))
+            .unwrap_or_default();
         info!(
             bytes = total,
             source_bytes = source_total,
@@ -627,7 +628,7 @@ impl FtpsClient {
         line: &str,
         offset: u64,
         gzip: bool,
-        hasher: &mut Sha256,
+        hasher: &mut Option<Sha256>,
         reporter: &mut Reporter,
         legacy: LegacyProgress<'_>,
     ) -> Result<Sent, FtpError> {
@@ -675,7 +676,9 @@ impl FtpsClient {
                 return Ok(totals);
             }
             let chunk = buffer.get(..read).unwrap_or_default();
-            hasher.update(chunk);
+            if let Some(hasher) = hasher.as_mut() {
+                hasher.update(chunk);
+            }
             let wire = match encoder.as_mut() {
                 Some(encoder) => {
                     // The previous output is on the wire, so the encoder's buffer starts empty.
@@ -763,7 +766,7 @@ async fn read_full<R: AsyncRead + Unpin>(
 async fn skip_prefix<R: AsyncRead + Unpin>(
     reader: &mut R,
     offset: u64,
-    hasher: &mut Sha256,
+    hasher: &mut Option<Sha256>,
     source: &Source<'_>,
 ) -> Result<u64, FtpError> {
     let mut buffer = vec![0_u8; CHUNK_SIZE.min(usize::try_from(offset).unwrap_or(CHUNK_SIZE))];
@@ -782,7 +785,9 @@ async fn skip_prefix<R: AsyncRead + Unpin>(
         if read == 0 {
             break;
         }
-        hasher.update(slice.get(..read).unwrap_or_default());
+        if let Some(hasher) = hasher.as_mut() {
+            hasher.update(slice.get(..read).unwrap_or_default());
+        }
         done += read as u64;
     }
     Ok(done)

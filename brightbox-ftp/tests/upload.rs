@@ -61,6 +61,31 @@ async fn upload_three_mib_keeps_bytes() {
 }
 
 #[tokio::test]
+async fn upload_without_sha256_keeps_bytes() {
+    let server = TestServer::start().await;
+    let local_dir = tempfile::tempdir().expect("local dir");
+    let (local, local_sha) = random_file(local_dir.path(), "plain.img", THREE_MIB);
+
+    let mut client = FtpsClient::connect(&server.config())
+        .await
+        .expect("connect");
+    let upload = client
+        .upload_file_with(
+            &local,
+            "incoming",
+            "plain.img",
+            &UploadOptions::new().sha256(false),
+        )
+        .await
+        .expect("upload");
+
+    assert_eq!(upload.sha256, "");
+    assert_eq!(upload.bytes, THREE_MIB as u64);
+    assert_eq!(sha256_file(&server.path("incoming/plain.img")), local_sha);
+    client.quit().await.expect("quit");
+}
+
+#[tokio::test]
 async fn upload_replaces_existing_file() {
     let server = TestServer::start().await;
     std::fs::write(server.path("incoming/disk.img"), b"old contents").expect("seed old file");
