@@ -20,7 +20,9 @@
 //!   room for two copies of the test file; the server's root needs room for one more.
 //! - `BENCH_RSS_SIZES_MIB` (default `1024,4096`): sizes of sparse files uploaded once each by
 //!   this crate to record peak RSS against file size. An empty value skips these uploads.
-//! - `BENCH_TOOLS` (default `ours,curl,lftp`): the clients to run.
+//! - `BENCH_TOOLS` (default `ours,ours-nohash,curl,lftp`): the clients to run. `ours-nohash` is
+//!   this crate with the SHA-256 of uploads and downloads turned off, which does the same work
+//!   as curl and lftp.
 
 use std::collections::BTreeMap;
 use std::error::Error;
@@ -67,6 +69,7 @@ fn main() {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Tool {
     Ours,
+    OursNoHash,
     Curl,
     Lftp,
 }
@@ -75,6 +78,17 @@ impl Tool {
     fn label(self) -> &'static str {
         match self {
             Tool::Ours => "brightbox-ftp",
+            Tool::OursNoHash => "brightbox-ftp, no SHA-256",
+            Tool::Curl => "curl",
+            Tool::Lftp => "lftp",
+        }
+    }
+
+    /// Returns the label in a form that fits a remote file name.
+    fn slug(self) -> &'static str {
+        match self {
+            Tool::Ours => "brightbox-ftp",
+            Tool::OursNoHash => "brightbox-ftp-nohash",
             Tool::Curl => "curl",
             Tool::Lftp => "lftp",
         }
@@ -83,10 +97,11 @@ impl Tool {
     fn parse(value: &str) -> BenchResult<Tool> {
         match value.trim() {
             "ours" | "brightbox-ftp" => Ok(Tool::Ours),
+            "ours-nohash" => Ok(Tool::OursNoHash),
             "curl" => Ok(Tool::Curl),
             "lftp" => Ok(Tool::Lftp),
             other => Err(format!(
-                "unknown tool {other:?} in BENCH_TOOLS; use a comma-separated list of ours, curl, lftp"
+                "unknown tool {other:?} in BENCH_TOOLS; use a comma-separated list of ours, ours-nohash, curl, lftp"
             )
             .into()),
         }
@@ -177,7 +192,7 @@ impl Settings {
                 .collect::<Result<Vec<_>, _>>()?,
         };
         let tools = match std::env::var("BENCH_TOOLS") {
-            Err(_) => vec![Tool::Ours, Tool::Curl, Tool::Lftp],
+            Err(_) => vec![Tool::Ours, Tool::OursNoHash, Tool::Curl, Tool::Lftp],
             Ok(text) => text
                 .split(',')
                 .map(Tool::parse)
@@ -256,7 +271,7 @@ fn run_benchmark() -> BenchResult<()> {
         let shift = run % order.len().max(1);
         order.rotate_left(shift);
         for tool in order {
-            let name = format!("bench-{}-{}.img", tool.label(), std::process::id());
+            let name = format!("bench-{}-{}.img", tool.slug(), std::process::id());
             let remote_path = format!("{REMOTE_DIR}/{name}");
             let server_copy = settings.server_path(&remote_path);
             workspace.remote_files.push(server_copy.clone());
@@ -435,7 +450,7 @@ fn upload_command(
 ) -> BenchResult<Job> {
     let local_text = local.display().to_string();
     let job = match tool {
-        Tool::Ours => Job {
+        Tool::Ours | Tool::OursNoHash => Job {
             program: std::env::current_exe()?,
             arguments: vec![
                 "child".into(),
@@ -444,7 +459,7 @@ fn upload_command(
                 REMOTE_DIR.into(),
                 name.into(),
             ],
-            environment: Vec::new(),
+            environment: child_environment(tool),
         },
         Tool::Curl => Job {
             program: "curl".into(),
@@ -477,6 +492,18 @@ fn upload_command(
     Ok(job)
 }
 
+/// Returns the environment of this crate's child process for `tool`.
+fn child_environment(tool: Tool) -> Vec<(String, String)> {
+    if tool == Tool::OursNoHash {
+        vec![
+            ("BENCH_UPLOAD_SHA256".into(), "0".into()),
+            ("BENCH_DOWNLOAD_SHA256".into(), "0".into()),
+        ]
+    } else {
+        Vec::new()
+    }
+}
+
 /// Returns the download job, or `None` when `tool` has no such operation.
 fn download_command(
     settings: &Settings,
@@ -489,7 +516,7 @@ fn download_command(
     let local_text = local.display().to_string();
     let job = match (tool, operation) {
         (_, Operation::Upload) => None,
-        (Tool::Ours, Operation::Download | Operation::Download4) => {
+        (Tool::Ours | Tool::OursNoHash, Operation::Download | Operation::Download4) => {
             let segments = if operation == Operation::Download4 {
                 4
             } else {
@@ -504,7 +531,7 @@ fn download_command(
                     local_text,
                     segments.to_string(),
                 ],
-                environment: Vec::new(),
+                environment: child_environment(tool),
             })
         }
         (Tool::Curl, Operation::Download) => Some(Job {
@@ -659,10 +686,13 @@ fn print_tables(
         "Ratios, brightbox-ftp / the faster of curl and lftp (MB/s above 1 is faster; CPU and RSS below 1 use less):"
     );
     println!();
-    println!("| operation | compared with | MB/s ratio | CPU ratio | RSS ratio |");
-    println!("|---|---|---:|---:|---:|");
-    for operation in [Operation::Upload, Operation::Download, Operation::Download4] {
-        let Some(ours) = samples.get(&(operation, Tool::Ours)) else {
+    println!("| operation | client | compared with | MB/s ratio | CPU ratio | RSS ratio |");
+    println!("|---|---|---|---:|---:|---:|");
+    let rows = [Operation::Upload, Operation::Download, Operation::Download4]
+        .into_iter()
+        .flat_map(|operation| [(operation, Tool::Ours), (operation, Tool::OursNoHash)]);
+    for (operation, ours_tool) in rows {
+        let Some(ours) = samples.get(&(operation, ours_tool)) else {
             continue;
         };
         let ours = medians(ours, size);
@@ -681,8 +711,9 @@ fn print_tables(
             continue;
         };
         println!(
-            "| {} | {} | {:.2} | {:.2} | {:.2} |",
+            "| {} | {} | {} | {:.2} | {:.2} | {:.2} |",
             operation.label(),
+            ours_tool.label(),
             tool.label(),
             ours.megabytes_per_second / other.megabytes_per_second,
             ours.cpu_seconds / other.cpu_seconds,
