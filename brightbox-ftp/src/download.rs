@@ -169,9 +169,9 @@ impl FtpsClient {
     /// With [`DownloadOptions::resume`] an existing partial file is kept: its bytes are hashed
     /// and the rest is fetched with `REST`. A partial file longer than the remote file is
     /// discarded. With [`DownloadOptions::segments`] above 1 and a file of at least 1 MiB per
-    /// segment, the file is split into that many byte ranges. This session and up to
-    /// `segments - 1` extra connections fetch them into the preallocated file, each range with
-    /// its own writer thread. When the server rejects an extra connection with `421` (too many
+    /// segment, this session and up to `segments - 1` extra connections fetch the file in byte
+    /// ranges, up to four per connection and each of at least 1 MiB, into the preallocated file.
+    /// Each range has its own writer thread. When the server rejects an extra connection with `421` (too many
     /// connections from one address), that connection waits with jittered backoff and tries
     /// again up to 3 times, then the download goes on with fewer connections;
     /// [`Download::connections`] reports how many carried data. The SHA-256 of a segmented download is computed in
@@ -416,7 +416,7 @@ impl FtpsClient {
         segments: usize,
         options: &DownloadOptions,
     ) -> Result<Download, FtpError> {
-        let ranges = split_ranges(total, segments);
+        let ranges = split_ranges(total, piece_count(segments, total));
         debug!(?ranges, "segment ranges");
         let (file, sinks) = SegmentedFile::create(part, total, &ranges, options.sha256)?;
         let progress = Arc::new(SharedProgress::new(
@@ -453,7 +453,7 @@ impl FtpsClient {
             ));
         }
         let own = self
-            .fetch_queued_segments(remote_path, &queue, &progress)
+            .fetch_queued_segments(remote_path, &queue, &progress, true)
             .await;
         if own.is_err() {
             queue.stop();
@@ -515,25 +515,43 @@ impl FtpsClient {
         })
     }
 
-    /// Fetches segments from the back of `queue` over this session until the queue is empty.
+    /// Fetches segments of `queue` over this session until the queue is empty, from the front,
+    /// or the last range first when `last_first` is set.
     ///
-    /// Taking from the back gives this session the last range first, which ends with the file
-    /// and a normal `226`. Earlier ranges stop at their length with `ABOR`, after which the
-    /// session is brought back in step before the next range.
+    /// The last range ends with the file and a normal `226`. Earlier ranges stop at their length
+    /// with `ABOR`, after which the session is brought back in step before the next command.
+    /// Taking ranges from the front fills the file roughly in order, so the in-order hasher
+    /// keeps up with the writes.
     async fn fetch_queued_segments(
         &mut self,
         remote_path: &str,
         queue: &SegmentQueue,
         progress: &SharedProgress,
+        last_first: bool,
     ) -> Result<(), FtpError> {
         let mut aborted_before = false;
-        while let Some(segment) = queue.take_back() {
+        let mut take_back = last_first;
+        loop {
+            let next = if take_back {
+                queue.take_back()
+            } else {
+                queue.take_front()
+            };
+            take_back = false;
+            let Some(segment) = next else {
+                break;
+            };
             if aborted_before && !self.resync_after_abort().await {
                 debug!("the session is out of step after ABOR; reconnecting");
                 self.reconnect_after_421().await?;
             }
             aborted_before = !segment.is_last;
             fetch_range(self, remote_path, segment, progress).await?;
+        }
+        // The replies to the last ABOR must not answer the caller's next command.
+        if aborted_before && !self.resync_after_abort().await {
+            debug!("the session is out of step after ABOR; reconnecting");
+            self.reconnect_after_421().await?;
         }
         Ok(())
     }
@@ -927,11 +945,12 @@ async fn segment_worker(
             }
         }
     };
-    while let Some(segment) = queue.take_front() {
-        if let Err(error) = fetch_range(&mut client, &remote_path, segment, &progress).await {
-            queue.stop();
-            return Err(error);
-        }
+    if let Err(error) = client
+        .fetch_queued_segments(&remote_path, &queue, &progress, false)
+        .await
+    {
+        queue.stop();
+        return Err(error);
     }
     if let Err(error) = client.quit().await {
         debug!(%error, "QUIT after the segments failed");
@@ -1026,6 +1045,25 @@ fn segment_count(requested: usize, total: u64) -> usize {
     requested.min(by_size).max(1)
 }
 
+/// Ranges per connection of a segmented download.
+///
+/// The SHA-256 of a segmented download runs over the file in order, so it can hash only the
+/// bytes before the first gap. With one range per connection, every range but the first is
+/// hashed after all of them arrive. Smaller ranges, taken in file order, fill the file roughly
+/// from the front, and the hash keeps up. Each range costs one `REST` + `RETR`, a resumed TLS
+/// handshake and, except for the last, an `ABOR`.
+const RANGES_PER_CONNECTION: usize = 4;
+
+/// Returns how many ranges a download over `connections` connections is split into: up to
+/// [`RANGES_PER_CONNECTION`] per connection, each of at least [`MIN_SEGMENT_BYTES`].
+fn piece_count(connections: usize, total: u64) -> usize {
+    let by_size = usize::try_from(total / MIN_SEGMENT_BYTES).unwrap_or(usize::MAX);
+    connections
+        .saturating_mul(RANGES_PER_CONNECTION)
+        .min(by_size)
+        .max(connections)
+}
+
 /// Splits `total` bytes into `count` ranges `(start, length)`; the last takes the remainder.
 fn split_ranges(total: u64, count: usize) -> Vec<(u64, u64)> {
     let count_u64 = count as u64;
@@ -1059,6 +1097,14 @@ mod tests {
                 assert_eq!(start + length, *next);
             }
         }
+    }
+
+    #[test]
+    fn piece_count_table() {
+        assert_eq!(piece_count(4, 1 << 30), 16);
+        assert_eq!(piece_count(4, 6 * 1024 * 1024), 6);
+        assert_eq!(piece_count(4, 4 * 1024 * 1024), 4);
+        assert_eq!(piece_count(16, 1 << 40), 64);
     }
 
     #[test]
