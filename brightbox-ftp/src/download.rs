@@ -205,6 +205,16 @@ impl FtpsClient {
             });
         }
         let part = partial_path(local)?;
+        // A segmented download that was stopped leaves a file with holes, which nothing can
+        // resume, under its own name.
+        let holes = segmented_partial_path(&part);
+        if tokio::fs::symlink_metadata(&holes)
+            .await
+            .is_ok_and(|metadata| metadata.is_file())
+            && let Err(error) = tokio::fs::remove_file(&holes).await
+        {
+            debug!(%error, path = %holes.display(), "failed to remove a stopped segmented download");
+        }
         if tokio::fs::metadata(local)
             .await
             .is_ok_and(|metadata| metadata.is_dir())
@@ -418,7 +428,10 @@ impl FtpsClient {
     ) -> Result<Download, FtpError> {
         let ranges = split_ranges(total, piece_count(segments, total));
         debug!(?ranges, "segment ranges");
-        let (file, sinks) = SegmentedFile::create(part, total, &ranges, options.sha256)?;
+        // The file has its full length from the start, with holes where ranges are missing, so
+        // it must never sit under the name that a resumed download continues.
+        let holes = segmented_partial_path(part);
+        let (file, sinks) = SegmentedFile::create(&holes, total, &ranges, options.sha256)?;
         let progress = Arc::new(SharedProgress::new(
             options.progress.as_ref(),
             Some(total),
@@ -440,9 +453,9 @@ impl FtpsClient {
         // This session fetches segments too, so `segments` ranges need only `segments - 1`
         // extra connections, and a server that allows one connection per address still gets
         // every range.
-        let mut workers = Vec::with_capacity(segments.saturating_sub(1));
+        let mut workers = Workers(Vec::with_capacity(segments.saturating_sub(1)));
         for _ in 1..segments {
-            workers.push(tokio::spawn(
+            workers.0.push(tokio::spawn(
                 segment_worker(
                     self.config.clone(),
                     remote_path.to_owned(),
@@ -461,7 +474,7 @@ impl FtpsClient {
 
         let mut first_error = own.err();
         let mut connections = 1;
-        for worker in workers {
+        for worker in &mut workers.0 {
             let result = match worker.await {
                 Ok(result) => result,
                 Err(join_error) => Err(FtpError::Protocol {
@@ -488,10 +501,9 @@ impl FtpsClient {
             {
                 error = write_error;
             }
-            // The preallocated file has the full length but holes where segments failed, so a
-            // later resume would take it for complete. Remove it.
-            if let Err(remove_error) = tokio::fs::remove_file(part).await {
-                warn!(%remove_error, part = %part.display(), "failed to remove the partial file");
+            // The preallocated file has holes where segments failed, and nothing resumes it.
+            if let Err(remove_error) = tokio::fs::remove_file(&holes).await {
+                warn!(%remove_error, part = %holes.display(), "failed to remove the partial file");
             }
             return Err(error);
         }
@@ -503,6 +515,12 @@ impl FtpsClient {
             );
         }
         let HashOutcome { sha256, format } = file.finish().await?;
+        tokio::fs::rename(&holes, part)
+            .await
+            .map_err(|source| FtpError::Io {
+                path: part.to_owned(),
+                source,
+            })?;
         progress.finish(total);
         self.keep_alive().await;
         Ok(Download {
@@ -562,7 +580,7 @@ impl FtpsClient {
     /// transfer with `426` and `ABOR` with `225`, which suppaftp does not expect, so a reply can
     /// be left over for the next command. No reply left over from a transfer or `ABOR` is a
     /// `200`, so the first `200` marks the point where the session is in step again.
-    async fn resync_after_abort(&mut self) -> bool {
+    pub(crate) async fn resync_after_abort(&mut self) -> bool {
         let limit = CLEANUP_TIMEOUT.min(self.context.io_timeout);
         match tokio::time::timeout(limit, self.ftp.noop()).await {
             Ok(Ok(())) => return true,
@@ -885,6 +903,17 @@ impl SegmentQueue {
     }
 }
 
+/// The extra connections of a segmented download, stopped when the download is dropped.
+struct Workers(Vec<tokio::task::JoinHandle<Result<WorkerOutcome, FtpError>>>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for worker in &self.0 {
+            worker.abort();
+        }
+    }
+}
+
 /// The result of an extra connection of a segmented download.
 enum WorkerOutcome {
     /// The connection opened and fetched zero or more segments.
@@ -1038,6 +1067,18 @@ fn partial_path(local: &Path) -> Result<PathBuf, FtpError> {
     Ok(local.with_file_name(partial))
 }
 
+/// Returns the path a segmented download writes to before it is complete: the partial path
+/// with `.segments` before `.part`, so that a later resumed download never continues a file
+/// with holes.
+fn segmented_partial_path(part: &Path) -> PathBuf {
+    let mut name = part
+        .file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .unwrap_or_default();
+    name.push(".segments");
+    part.with_file_name(name)
+}
+
 /// Returns the number of connections for a file of `total` bytes: at most `requested`, and
 /// at least [`MIN_SEGMENT_BYTES`] per connection.
 fn segment_count(requested: usize, total: u64) -> usize {
@@ -1113,6 +1154,15 @@ mod tests {
         assert_eq!(segment_count(4, 2 * 1024 * 1024), 2);
         assert_eq!(segment_count(4, 1000), 1);
         assert_eq!(segment_count(1, 1 << 40), 1);
+    }
+
+    #[test]
+    fn segmented_partial_path_differs_from_resume_path() {
+        let part = PathBuf::from("/tmp/images/.disk.img.part");
+        assert_eq!(
+            segmented_partial_path(&part),
+            PathBuf::from("/tmp/images/.disk.img.part.segments")
+        );
     }
 
     #[test]

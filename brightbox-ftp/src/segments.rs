@@ -78,6 +78,22 @@ impl Frontier {
     }
 }
 
+/// Closes the frontier when dropped, so that a hasher thread never waits for bytes after the
+/// download was dropped or failed.
+struct FrontierGuard(Arc<Frontier>);
+
+impl FrontierGuard {
+    fn close(&self) {
+        self.0.close();
+    }
+}
+
+impl Drop for FrontierGuard {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 /// The SHA-256 and format of a finished segmented download.
 pub(crate) struct HashOutcome {
     pub(crate) sha256: String,
@@ -88,7 +104,7 @@ pub(crate) struct HashOutcome {
 pub(crate) struct SegmentedFile {
     path: PathBuf,
     file: Arc<File>,
-    frontier: Arc<Frontier>,
+    frontier: FrontierGuard,
     writers: Vec<JoinHandle<std::io::Result<()>>>,
     /// The in-order hasher, or `None` when hashing is off.
     hasher: Option<JoinHandle<std::io::Result<Option<HashOutcome>>>>,
@@ -169,7 +185,7 @@ impl SegmentedFile {
             SegmentedFile {
                 path: path.to_owned(),
                 file,
-                frontier,
+                frontier: FrontierGuard(frontier),
                 writers,
                 hasher,
             },

@@ -183,15 +183,28 @@ impl FtpsClient {
     }
 
     /// Closes a failed transfer's data connection and returns the most telling error.
+    ///
+    /// After a local failure (the file or writer, not the network) the control connection is
+    /// still up, and the replies to the transfer and its `ABOR` are read here, so that the
+    /// session's next command gets its own reply.
     pub(crate) async fn abandon(
         &mut self,
         transfer: Transfer,
         error: FtpError,
         command: &str,
     ) -> FtpError {
-        self.context
+        let local = matches!(error, FtpError::Stream { .. } | FtpError::Io { .. });
+        let error = self
+            .context
             .abandon_transfer(&mut self.ftp, transfer, error, command)
-            .await
+            .await;
+        if local && !self.resync_after_abort().await {
+            debug!("the session is out of step after a local failure; reconnecting");
+            if let Err(reconnect_error) = self.reconnect().await {
+                debug!(%reconnect_error, "reconnect after a local failure failed");
+            }
+        }
+        error
     }
 
     /// Deletes a partial upload, logging instead of failing, because the caller is already

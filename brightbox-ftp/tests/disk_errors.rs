@@ -122,8 +122,11 @@ async fn full_disk_segmented_download_names_file() {
         .await
         .expect_err("8 MiB do not fit in 2 MiB");
 
-    let part = disk.path().join(".disk.img.part");
+    // A segmented download writes a file with holes under its own name, never under the name
+    // that a resumed download continues.
+    let part = disk.path().join(".disk.img.part.segments");
     assert_disk_full(&error, &part);
     assert!(!local.exists());
     assert!(!part.exists(), "the partial file with holes was kept");
+    assert!(!disk.path().join(".disk.img.part").exists());
 }

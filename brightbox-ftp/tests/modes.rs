@@ -185,8 +185,15 @@ async fn short_download_is_incomplete_and_cleaned() {
     );
     assert!(!local.exists(), "nothing under the final name");
     assert!(
-        !part.exists(),
+        !local_dir.path().join(".disk.img.part.segments").exists(),
         "a segmented download removes its preallocated partial file"
+    );
+    assert_eq!(
+        std::fs::metadata(&part)
+            .expect("the earlier partial file")
+            .len(),
+        length as u64,
+        "a segmented download leaves the resumable partial file alone"
     );
 }
 

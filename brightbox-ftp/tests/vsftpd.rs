@@ -670,3 +670,91 @@ async fn vsftpd_ipv6_uses_epsv() {
     assert!(log.contains("EPSV"), "vsftpd logged no EPSV:\n{log}");
     assert!(!log.contains("\"PASV\""), "vsftpd logged a PASV:\n{log}");
 }
+
+#[tokio::test]
+#[ignore = "needs vsftpd: run scripts/test.sh"]
+async fn vsftpd_stopped_segments_never_count_as_resumable() {
+    let server = vsftpd();
+    let data = pseudo_random(48 * 1024 * 1024 + 5);
+    let mut client = FtpsClient::connect(&server.config())
+        .await
+        .expect("connect to vsftpd");
+    let scratch = Scratch::create(&server, &mut client, "stopped-segments").await;
+    scratch.seed("disk.img", &data);
+    let local_dir = tempfile::tempdir().expect("local dir");
+    let local = local_dir.path().join("disk.img");
+
+    // Stop a segmented download partway, as a killed process would.
+    let (progress, mut reports) = ProgressSink::watch();
+    let remote = scratch.remote("disk.img");
+    let options = DownloadOptions::default().segments(4).progress(progress);
+    let download = client.download_file(&remote, &local, &options);
+    let stop = async {
+        while reports.changed().await.is_ok() {
+            if reports.borrow().bytes_done >= 4 * 1024 * 1024 {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        result = download => panic!("the download finished before it was stopped: {result:?}"),
+        () = stop => {}
+    }
+    drop(client);
+
+    let mut client = FtpsClient::connect(&server.config())
+        .await
+        .expect("reconnect to vsftpd");
+    let resumed = client
+        .download_file(&remote, &local, &DownloadOptions::default().resume(true))
+        .await
+        .expect("download after the stopped one");
+
+    assert_eq!(resumed.resumed_from, 0);
+    assert_eq!(resumed.sha256, sha256_hex(&data));
+    assert_eq!(sha256_file(&local), sha256_hex(&data));
+    assert_eq!(common::local_names(local_dir.path()), vec!["disk.img"]);
+}
+
+#[tokio::test]
+#[ignore = "needs vsftpd: run scripts/test.sh"]
+async fn vsftpd_local_write_failure_keeps_session_in_step() {
+    let server = vsftpd();
+    let data = pseudo_random(2 * 1024 * 1024);
+    let mut client = FtpsClient::connect(&server.config())
+        .await
+        .expect("connect to vsftpd");
+    let scratch = Scratch::create(&server, &mut client, "local-failure").await;
+    scratch.seed("disk.img", &data);
+    let local_dir = tempfile::tempdir().expect("local dir");
+    let missing = local_dir.path().join("no-such-folder").join("disk.img");
+
+    for _ in 0..3 {
+        let error = client
+            .download_file(
+                &scratch.remote("disk.img"),
+                &missing,
+                &DownloadOptions::default(),
+            )
+            .await
+            .expect_err("a download into a missing folder");
+        assert!(
+            matches!(error, FtpError::Io { .. } | FtpError::Stream { .. }),
+            "{error:?}"
+        );
+
+        let size = client
+            .size(&scratch.remote("disk.img"))
+            .await
+            .expect("SIZE after the failed download");
+        assert_eq!(size, data.len() as u64);
+        let names = client
+            .list_names(&scratch.remote)
+            .await
+            .expect("listing after the failed download");
+        assert!(
+            names.iter().any(|name| name.ends_with("disk.img")),
+            "{names:?}"
+        );
+    }
+}
