@@ -13,7 +13,7 @@
 #   BENCH_RUNS           runs per client and operation (default 3)
 #   BENCH_DIR            directory for local test files (default: the system temporary directory)
 #   BENCH_RSS_SIZES_MIB  sparse-file sizes for the peak-RSS uploads (default 1024,4096; empty skips)
-#   BENCH_TOOLS          clients to run (default ours,curl,lftp)
+#   BENCH_TOOLS          clients to run (default ours,ours-nohash,curl,lftp)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -159,10 +159,12 @@ impl DownloadOptions {
         self
     }
 
-    /// Sets how many connections [`crate::FtpsClient::download_file`] uses, each fetching one
-    /// byte range of the file (default 1, at most [`MAX_SEGMENTS`]).
+    /// Sets how many connections [`crate::FtpsClient::download_file`] uses (default 1, at most
+    /// [`MAX_SEGMENTS`]).
     ///
-    /// Each extra connection logs in again. Values above 1 apply to file downloads only;
+    /// The connections fetch the file in byte ranges of at least 1 MiB, up to four per
+    /// connection, taken in file order. Each extra connection logs in again, and each holds up
+    /// to about 1 MiB of buffers, so 16 connections need about 16 MiB more than one. Values above 1 apply to file downloads only;
     /// [`crate::FtpsClient::download_to`] uses one connection.
     pub fn segments(mut self, count: usize) -> Self {
         self.segments = count;
