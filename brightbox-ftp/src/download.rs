@@ -101,8 +101,9 @@ impl FtpsClient {
     ///
     /// The data is read in 1 MiB buffers, hashed with SHA-256 and written to `writer`, which
     /// is flushed at the end. The client checks the byte count against the server's `SIZE`
-    /// when the server implements it. [`DownloadOptions::resume`] and
-    /// [`DownloadOptions::segments`] do not apply here.
+    /// when the server implements it. [`DownloadOptions::resume`] does not apply here, and
+    /// this always uses one connection, though [`DownloadOptions::segments`] must still be
+    /// from 1 to [`MAX_SEGMENTS`].
     ///
     /// # Errors
     ///
@@ -120,6 +121,7 @@ impl FtpsClient {
         options: &DownloadOptions,
     ) -> Result<Download, FtpError> {
         check_remote_file(remote_path)?;
+        check_segments(options)?;
         let span = info_span!("ftps_download", host = %self.context.host, remote_path);
         async {
             let started = Instant::now();
@@ -197,14 +199,26 @@ impl FtpsClient {
         options: &DownloadOptions,
     ) -> Result<Download, FtpError> {
         check_remote_file(remote_path)?;
-        if options.segments == 0 || options.segments > MAX_SEGMENTS {
-            return Err(FtpError::InvalidOption {
-                name: "DownloadOptions::segments".to_owned(),
-                value: options.segments.to_string(),
-                reason: format!("use a number of connections from 1 to {MAX_SEGMENTS}"),
+        check_segments(options)?;
+        let part = partial_path(local)?;
+        if let Some(folder) = local
+            .parent()
+            .filter(|folder| !folder.as_os_str().is_empty())
+            && !tokio::fs::metadata(folder)
+                .await
+                .is_ok_and(|metadata| metadata.is_dir())
+        {
+            return Err(FtpError::Io {
+                path: local.to_owned(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!(
+                        "the folder {} does not exist; create it before downloading into it",
+                        folder.display()
+                    ),
+                ),
             });
         }
-        let part = partial_path(local)?;
         // A segmented download that was stopped leaves a file with holes, which nothing can
         // resume, under its own name.
         let holes = segmented_partial_path(&part);
@@ -1065,6 +1079,18 @@ fn partial_path(local: &Path) -> Result<PathBuf, FtpError> {
     partial.push(name);
     partial.push(".part");
     Ok(local.with_file_name(partial))
+}
+
+/// Rejects a segment count outside 1 to [`MAX_SEGMENTS`].
+fn check_segments(options: &DownloadOptions) -> Result<(), FtpError> {
+    if options.segments == 0 || options.segments > MAX_SEGMENTS {
+        return Err(FtpError::InvalidOption {
+            name: "DownloadOptions::segments".to_owned(),
+            value: options.segments.to_string(),
+            reason: format!("use a number of connections from 1 to {MAX_SEGMENTS}"),
+        });
+    }
+    Ok(())
 }
 
 /// Returns the path a segmented download writes to before it is complete: the partial path

@@ -726,22 +726,17 @@ async fn vsftpd_local_write_failure_keeps_session_in_step() {
         .expect("connect to vsftpd");
     let scratch = Scratch::create(&server, &mut client, "local-failure").await;
     scratch.seed("disk.img", &data);
-    let local_dir = tempfile::tempdir().expect("local dir");
-    let missing = local_dir.path().join("no-such-folder").join("disk.img");
 
     for _ in 0..3 {
         let error = client
-            .download_file(
+            .download_to(
                 &scratch.remote("disk.img"),
-                &missing,
+                FailingWriter,
                 &DownloadOptions::default(),
             )
             .await
-            .expect_err("a download into a missing folder");
-        assert!(
-            matches!(error, FtpError::Io { .. } | FtpError::Stream { .. }),
-            "{error:?}"
-        );
+            .expect_err("a download into a writer that fails");
+        assert!(matches!(error, FtpError::Stream { .. }), "{error:?}");
 
         let size = client
             .size(&scratch.remote("disk.img"))
@@ -756,5 +751,57 @@ async fn vsftpd_local_write_failure_keeps_session_in_step() {
             names.iter().any(|name| name.ends_with("disk.img")),
             "{names:?}"
         );
+    }
+
+    let local_dir = tempfile::tempdir().expect("local dir");
+    let missing = local_dir.path().join("no-such-folder").join("disk.img");
+    let error = client
+        .download_file(
+            &scratch.remote("disk.img"),
+            &missing,
+            &DownloadOptions::default(),
+        )
+        .await
+        .expect_err("a download into a missing folder");
+    match &error {
+        FtpError::Io { path, source } => {
+            assert_eq!(path, &missing);
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+        }
+        other => panic!("expected FtpError::Io, got {other:?}"),
+    }
+    assert_eq!(
+        client
+            .size(&scratch.remote("disk.img"))
+            .await
+            .expect("SIZE after the rejected download"),
+        data.len() as u64
+    );
+}
+
+/// A writer whose every write fails, as a full disk or a closed pipe would.
+struct FailingWriter;
+
+impl tokio::io::AsyncWrite for FailingWriter {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        _data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(Err(std::io::Error::other("the writer is closed")))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
     }
 }
