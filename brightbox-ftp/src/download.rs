@@ -573,19 +573,27 @@ impl FtpsClient {
             let Some(segment) = next else {
                 break;
             };
-            if aborted_before && !self.resync_after_abort().await {
-                debug!("the session is out of step after ABOR; reconnecting");
-                self.reconnect_after_421().await?;
+            if aborted_before {
+                self.recover_after_abort().await?;
             }
             aborted_before = !segment.is_last;
             fetch_range(self, remote_path, segment, progress).await?;
         }
-        // The replies to the last ABOR must not answer the caller's next command.
-        if aborted_before && !self.resync_after_abort().await {
-            debug!("the session is out of step after ABOR; reconnecting");
-            self.reconnect_after_421().await?;
+        // The replies to the last ABOR must not be read as the reply to the caller's next command.
+        if aborted_before {
+            self.recover_after_abort().await?;
         }
         Ok(())
+    }
+
+    /// Brings the session back in step after `ABOR`, or replaces it with a new session when the
+    /// replies do not line up again.
+    pub(crate) async fn recover_after_abort(&mut self) -> Result<(), FtpError> {
+        if self.resync_after_abort().await {
+            return Ok(());
+        }
+        debug!("the session is out of step after ABOR; reconnecting");
+        self.reconnect_after_421().await
     }
 
     /// Sends `NOOP` and reads replies until its `200` arrives, and returns whether it did.
@@ -594,7 +602,7 @@ impl FtpsClient {
     /// transfer with `426` and `ABOR` with `225`, which suppaftp does not expect, so a reply can
     /// be left over for the next command. No reply left over from a transfer or `ABOR` is a
     /// `200`, so the first `200` marks the point where the session is in step again.
-    pub(crate) async fn resync_after_abort(&mut self) -> bool {
+    async fn resync_after_abort(&mut self) -> bool {
         let limit = CLEANUP_TIMEOUT.min(self.context.io_timeout);
         match tokio::time::timeout(limit, self.ftp.noop()).await {
             Ok(Ok(())) => return true,

@@ -131,10 +131,10 @@ impl TlsStream {
     /// Takes the traffic keys out of rustls when the connection allows it, after a read that
     /// returned plaintext.
     fn switch_after_read(&mut self) -> io::Result<()> {
-        let State::Rustls(stream) = &self.state else {
+        let State::Rustls(stream) = &mut self.state else {
             return Ok(());
         };
-        let (framed, connection) = stream.get_ref();
+        let (framed, connection) = stream.get_mut();
         let suite = match connection.negotiated_cipher_suite() {
             Some(SupportedCipherSuite::Tls13(suite))
                 if connection.protocol_version() == Some(ProtocolVersion::TLSv1_3) =>
@@ -142,32 +142,31 @@ impl TlsStream {
                 suite
             }
             _ => {
-                // TLS 1.2 keeps the rustls path; there is nothing to gain from asking again.
+                // TLS 1.2 keeps the rustls path, so there is no reason to check again.
                 self.open_records = false;
                 return Ok(());
             }
         };
-        // The reads stop at record ends, so rustls holds no part of a later record.
+
+        // The reads stop at record ends, so rustls contains no part of a later record.
         if !framed.at_record_boundary() || connection.wants_write() {
             return Ok(());
         }
+
         // The read that returned plaintext may have gone on to the server's close_notify or to
         // an error. rustls keeps those, so the stream stays on rustls to report them.
-        let State::Rustls(stream) = &mut self.state else {
-            return Ok(());
-        };
-        match stream.get_mut().1.process_new_packets() {
+        match connection.process_new_packets() {
             Ok(state) if !state.peer_has_closed() => {}
             _ => {
                 self.open_records = false;
                 return Ok(());
             }
         }
+
         let State::Rustls(stream) = std::mem::replace(&mut self.state, State::Failed) else {
             return Ok(());
         };
-        let (framed, mut connection) = stream.into_inner();
-        drop(framed);
+        let (_, mut connection) = stream.into_inner();
         let mut leftover = Vec::new();
         match connection.reader().read_to_end(&mut leftover) {
             Ok(_) => {}
@@ -304,7 +303,7 @@ impl TokioTlsStream for TlsStream {
 /// A TCP stream whose reads end at TLS record boundaries.
 ///
 /// rustls reads as much as the buffer it offers allows. Ending each read at the end of the
-/// current record means that, once a record with plaintext is decrypted, rustls holds no byte of
+/// current record means that, once a record with plaintext is decrypted, rustls contains no byte of
 /// the next one, so the keys can be taken out without losing data.
 pub(crate) struct Framed {
     tcp: Arc<TcpStream>,
@@ -471,9 +470,7 @@ impl Records {
         loop {
             if self.leftover_pos < self.leftover.len() {
                 let source = self.leftover.get(self.leftover_pos..).unwrap_or_default();
-                let count = source.len().min(buf.remaining());
-                buf.put_slice(source.get(..count).unwrap_or_default());
-                self.leftover_pos += count;
+                self.leftover_pos += copy_into(source, buf);
                 return Poll::Ready(Ok(()));
             }
             if self.plain_start < self.plain_end {
@@ -481,9 +478,7 @@ impl Records {
                     .buffer
                     .get(self.plain_start..self.plain_end)
                     .unwrap_or_default();
-                let count = source.len().min(buf.remaining());
-                buf.put_slice(source.get(..count).unwrap_or_default());
-                self.plain_start += count;
+                self.plain_start += copy_into(source, buf);
                 return Poll::Ready(Ok(()));
             }
             if self.peer_closed || buf.remaining() == 0 {
@@ -600,7 +595,7 @@ impl Records {
         Ok(true)
     }
 
-    /// Sends what `outgoing` holds; returns `Pending` only when the socket is not writable.
+    /// Sends the contents of `outgoing`, and returns `Pending` only when the socket is not writable.
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.outgoing_pos < self.outgoing.len() {
             let pending = self.outgoing.get(self.outgoing_pos..).unwrap_or_default();
@@ -667,6 +662,13 @@ impl Records {
         ready!(self.poll_send(cx))?;
         Poll::Ready(shutdown_write(&self.tcp))
     }
+}
+
+/// Copies as much of `source` as fits into `buf` and returns the number of bytes copied.
+fn copy_into(source: &[u8], buf: &mut ReadBuf<'_>) -> usize {
+    let count = source.len().min(buf.remaining());
+    buf.put_slice(source.get(..count).unwrap_or_default());
+    count
 }
 
 fn invalid(message: String) -> io::Error {
@@ -767,7 +769,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn download_switches_to_in_place_records_and_keeps_every_byte() {
+    async fn switched_download_keeps_every_byte() {
         let pair = pair(&[&rustls::version::TLS13]);
         let data = pattern(3 * 1024 * 1024 + 17);
         let expected = data.clone();
@@ -875,7 +877,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn writes_after_the_switch_reach_the_server_with_close_notify() {
+    async fn switched_writes_end_with_close_notify() {
         let pair = pair(&[&rustls::version::TLS13]);
         let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
         let (mut stream, server) = connect(&pair, |mut tls| async move {

@@ -78,8 +78,8 @@ impl Frontier {
     }
 }
 
-/// Closes the frontier when dropped, so that a hasher thread never waits for bytes after the
-/// download was dropped or failed.
+/// A frontier that is closed when dropped, so the hasher thread stops waiting once the download
+/// is dropped or has failed.
 struct FrontierGuard(Arc<Frontier>);
 
 impl FrontierGuard {

@@ -198,11 +198,8 @@ impl FtpsClient {
             .context
             .abandon_transfer(&mut self.ftp, transfer, error, command)
             .await;
-        if local && !self.resync_after_abort().await {
-            debug!("the session is out of step after a local failure; reconnecting");
-            if let Err(reconnect_error) = self.reconnect().await {
-                debug!(%reconnect_error, "reconnect after a local failure failed");
-            }
+        if local && let Err(reconnect_error) = self.recover_after_abort().await {
+            debug!(%reconnect_error, "reconnect after a local failure failed");
         }
         error
     }
